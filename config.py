@@ -1,0 +1,101 @@
+"""Configuration classes, read from the environment (and `.env`, loaded by python-dotenv)."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import ClassVar
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+load_dotenv(BASE_DIR / ".env")
+
+
+def _env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL", "").strip()
+    if not url:
+        return f"sqlite:///{BASE_DIR / 'instance' / 'localboxs.sqlite3'}"
+    # SQLAlchemy needs the driver named; operators paste the libpq form.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = _database_url()
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
+
+    # Read by crm.crypto when the app starts; never logged, never rendered.
+    INTEGRATION_ENCRYPTION_KEY = os.environ.get("INTEGRATION_ENCRYPTION_KEY")
+    INTEGRATION_ENCRYPTION_OLD_KEYS = os.environ.get("INTEGRATION_ENCRYPTION_OLD_KEYS", "")
+
+    # OWASP's scrypt table: N=2^15 needs p=3 (werkzeug's default p=1 is below it).
+    PASSWORD_HASH_METHOD = os.environ.get("PASSWORD_HASH_METHOD", "scrypt:32768:8:3")
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
+    MAX_CONTENT_LENGTH = 1024 * 1024
+
+    # The operator's platform-wide Chatwoot, used when a user has no integration of their own.
+    CHATWOOT_BASE_URL = os.environ.get("CHATWOOT_BASE_URL", "")
+    CHATWOOT_ACCOUNT_ID = os.environ.get("CHATWOOT_ACCOUNT_ID", "")
+    CHATWOOT_API_KEY = os.environ.get("CHATWOOT_API_KEY", "")
+
+    # Outbound CRM calls (crm.net).
+    CRM_ALLOW_INSECURE_HTTP = _env_flag("CRM_ALLOW_INSECURE_HTTP")
+    CRM_ALLOW_PRIVATE_HOSTS = os.environ.get("CRM_ALLOW_PRIVATE_HOSTS", "")
+    CRM_CA_BUNDLE = os.environ.get("CRM_CA_BUNDLE", "")
+    CRM_CONNECT_TIMEOUT = float(os.environ.get("CRM_CONNECT_TIMEOUT", "3"))
+    CRM_TOTAL_TIMEOUT = float(os.environ.get("CRM_TOTAL_TIMEOUT", "10"))
+    CRM_MAX_RESPONSE_BYTES = int(os.environ.get("CRM_MAX_RESPONSE_BYTES", str(1024 * 1024)))
+
+
+class DevelopmentConfig(Config):
+    DEBUG = False  # the Werkzeug debugger can run code: opt in with `flask run --debug`
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    SESSION_COOKIE_NAME = "__Host-session"
+    REMEMBER_COOKIE_SECURE = True
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_DURATION = timedelta(days=30)
+    PREFERRED_URL_SCHEME = "https"
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105 - tests only
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    # A cheap hash keeps the suite fast; test_auth proves the production default separately.
+    PASSWORD_HASH_METHOD = "scrypt:1024:8:1"  # noqa: S105 - a method name, not a password
+    CHATWOOT_BASE_URL = ""
+    CHATWOOT_ACCOUNT_ID = ""
+    CHATWOOT_API_KEY = ""
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestConfig,
+}
+
+
+def config_from_env() -> type[Config]:
+    name = os.environ.get("APP_ENV", "development").strip().lower()
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"APP_ENV must be one of {', '.join(CONFIGS)}; got {name!r}") from None

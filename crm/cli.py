@@ -1,0 +1,50 @@
+"""`flask crm ...` and `flask generate-encryption-key`: thin shells over the service functions."""
+
+import click
+from flask.cli import AppGroup
+
+from crm.auth.service import find_user
+from crm.crypto import KEY_ENV, generate_key
+from crm.extensions import db
+from crm.integrations import service
+from crm.models import User
+from crm.providers import all_providers
+
+crm_cli = AppGroup("crm", help="Inspect and operate CRM integrations.")
+
+
+@click.command("generate-encryption-key")
+def generate_encryption_key_command() -> None:
+    """Print a fresh INTEGRATION_ENCRYPTION_KEY line for your .env (needs no key itself)."""
+    click.echo(f"{KEY_ENV}={generate_key()}")
+
+
+@crm_cli.command("providers")
+def providers_command() -> None:
+    """List the CRM providers and whether they can be connected yet."""
+    for provider in all_providers():
+        availability = "available" if provider.is_available() else "coming soon"
+        click.echo(f"{provider.id:<11} {provider.name:<12} {availability}")
+
+
+@crm_cli.command("list")
+@click.option("--user", "email", help="Only this user's integrations.")
+def list_command(email: str | None) -> None:
+    """List integrations (never a secret)."""
+    if email:
+        user = find_user(email)
+        if user is None:
+            raise click.ClickException(f"No user with email {email}.")
+        users = [user]
+    else:
+        users = list(db.session.scalars(db.select(User).order_by(User.id)))
+    rows = [(user, integration) for user in users for integration in service.list_integrations(user)]
+    if not rows:
+        click.echo("No integrations.")
+        return
+    for user, integration in rows:
+        state = "active" if integration.is_active else "inactive"
+        tested = integration.last_test_outcome or "not tested"
+        click.echo(
+            f"{integration.id}  {user.email}  {integration.provider:<9} {state:<8} {tested:<12} {integration.name}"
+        )

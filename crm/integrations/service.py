@@ -1,0 +1,261 @@
+"""Integration business rules. Plain functions: they take the owner, never read `request`.
+
+Every function that loads an integration names its owner, so no code path can reach another
+user's row. Sensitive values are sealed before a row is written and opened only by
+`live_configuration`, on the way out to the CRM.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed
+from crm.extensions import db
+from crm.models import Integration, User, utcnow
+from crm.providers import get_provider
+from crm.providers.base import Field, Provider, is_blank, origin
+from crm.providers.registry import UnknownProvider
+
+INTEGRATION_TYPE = "CRM"
+HINT_MIN_LENGTH = 12  # shorter secrets show no last characters at all
+SEALED_ELSEWHERE = "This looks like an encrypted value copied from elsewhere: paste the original credential."
+
+
+class IntegrationNotFound(LookupError):
+    """No integration with this id belongs to this owner (whether or not it exists)."""
+
+
+class ValidationFailed(ValueError):
+    def __init__(self, fields: dict[str, list[str]], message: str = "Please correct the highlighted fields."):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields
+
+
+def keyring() -> Keyring:
+    return current_app.extensions["crm_keyring"]
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def list_integrations(owner: User) -> list[Integration]:
+    query = select(Integration).where(Integration.user_id == owner.id).order_by(Integration.created_at)
+    return list(db.session.scalars(query))
+
+
+def get_integration(owner: User, integration_id: object) -> Integration:
+    try:
+        key = str(uuid.UUID(str(integration_id)))
+    except ValueError:
+        raise IntegrationNotFound(integration_id) from None
+    query = select(Integration).where(Integration.id == key, Integration.user_id == owner.id)
+    integration = db.session.scalars(query).first()
+    if integration is None:
+        raise IntegrationNotFound(integration_id)
+    return integration
+
+
+def provider_of(integration: Integration) -> type[Provider]:
+    return get_provider(integration.provider)
+
+
+# --- sealing -----------------------------------------------------------------------------------
+
+
+def _secret_items(spec: Field, value: Any) -> list[tuple[str, str]]:
+    """(binding field name, plaintext) pairs of one sensitive value; a JSON field has one per key."""
+    if spec.type == "json":
+        return [(f"{spec.name}.{key}", item) for key, item in value.items()]
+    return [(spec.name, value)]
+
+
+def _seal(owner_id: int, integration_id: str, spec: Field, value: Any) -> tuple[Any, dict[str, str]]:
+    ring = keyring()
+    sealed: dict[str, str] = {}
+    hints: dict[str, str] = {}
+    for binding_name, plaintext in _secret_items(spec, value):
+        binding = Binding(owner_id, integration_id, binding_name)
+        try:
+            sealed[binding_name] = ring.seal(plaintext, binding)
+        except CredentialUnreadable:
+            raise ValidationFailed({spec.name: [SEALED_ELSEWHERE]}) from None
+        if not is_sealed(plaintext) and len(plaintext) >= HINT_MIN_LENGTH:
+            hints[binding_name] = plaintext[-4:]
+    if spec.type == "json":
+        prefix = f"{spec.name}."
+        return {name.removeprefix(prefix): token for name, token in sealed.items()}, hints
+    return sealed[spec.name], hints
+
+
+def _apply(integration: Integration, provider: type[Provider], values: Mapping[str, Any]) -> None:
+    """Write validated values to the row, sealing every sensitive one. Blank secrets keep theirs."""
+    sensitive = {spec.name for spec in provider.sensitive_fields()}
+    configuration = {key: value for key, value in (integration.configuration or {}).items() if key in sensitive}
+    hints = dict(integration.secret_hints or {})
+    for spec in provider.config_fields:
+        if spec.name not in values:
+            if not spec.sensitive:
+                configuration.pop(spec.name, None)
+            continue
+        if spec.sensitive:
+            configuration[spec.name], new_hints = _seal(integration.user_id, integration.id, spec, values[spec.name])
+            hints = {k: v for k, v in hints.items() if k != spec.name and not k.startswith(f"{spec.name}.")}
+            hints.update(new_hints)
+        else:
+            configuration[spec.name] = values[spec.name]
+    integration.name = values["name"]
+    integration.configuration = configuration
+    integration.secret_hints = hints
+
+
+def _validated(
+    provider: type[Provider], raw: Mapping[str, Any], stored: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    result = provider.validate(raw, stored_secrets=stored)
+    if result.errors:
+        raise ValidationFailed(result.errors)
+    return result.values
+
+
+def _origins(provider: type[Provider], values: Mapping[str, Any]) -> dict[str, Any]:
+    return {spec.name: origin(values.get(spec.name)) for spec in provider.config_fields if spec.type == "url"}
+
+
+def secrets_must_be_reentered(provider: type[Provider], stored: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """A stored secret may only go to the host it was saved for: a new host needs it typed again."""
+    before, after = _origins(provider, stored), _origins(provider, new)
+    return any(before[name] is not None and before[name] != after[name] for name in before)
+
+
+def _require_reentry(provider: type[Provider], raw: Mapping[str, Any], stored: Mapping[str, Any]) -> None:
+    missing = {
+        spec.name: [f"The server address changed: enter the {spec.label} again."]
+        for spec in provider.sensitive_fields()
+        if spec.name in stored and is_blank(raw.get(spec.name)) and spec.applies(raw)
+    }
+    if missing:
+        raise ValidationFailed(missing, "The server address changed: enter the credentials again.")
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def create_integration(owner: User, provider_id: str, raw: Mapping[str, Any]) -> Integration:
+    try:
+        provider = get_provider(provider_id)
+    except UnknownProvider:
+        raise ValidationFailed({"provider": ["Choose one of the listed providers."]}) from None
+    if not provider.is_available():
+        raise ValidationFailed({"provider": [f"{provider.name} is coming soon and cannot be connected yet."]})
+    values = _validated(provider, raw)
+    integration = Integration(
+        id=str(uuid.uuid4()), user_id=owner.id, type=INTEGRATION_TYPE, provider=provider.id, is_active=True
+    )
+    _apply(integration, provider, values)
+    db.session.add(integration)
+    db.session.commit()
+    return integration
+
+
+def update_integration(
+    owner: User,
+    integration_id: object,
+    *,
+    name: str | None = None,
+    is_active: bool | None = None,
+    raw: Mapping[str, Any] | None = None,
+) -> Integration:
+    integration = get_integration(owner, integration_id)
+    provider = provider_of(integration)
+    stored = integration.configuration or {}
+    if raw is not None or name is not None:
+        # Fields left out keep their stored values; sensitive ones stay sealed unless re-entered.
+        known = {spec.name for spec in provider.fields()}
+        sensitive = {spec.name for spec in provider.sensitive_fields()}
+        merged = {key: value for key, value in stored.items() if key in known - sensitive}
+        merged["name"] = integration.name
+        merged.update({key: value for key, value in (raw or {}).items() if key in known})
+        if name is not None:
+            merged["name"] = name
+        candidate = _validated(provider, merged, stored)
+        if secrets_must_be_reentered(provider, stored, candidate):
+            _require_reentry(provider, merged, stored)
+        _apply(integration, provider, candidate)
+        # A changed configuration has not been tested yet.
+        integration.last_test_outcome = integration.last_test_message = integration.last_tested_at = None
+    if is_active is not None:
+        integration.is_active = bool(is_active)
+    integration.updated_at = utcnow()
+    db.session.commit()
+    return integration
+
+
+def delete_integration(owner: User, integration_id: object) -> None:
+    integration = get_integration(owner, integration_id)
+    db.session.delete(integration)
+    db.session.commit()
+
+
+def record_test_result(owner: User, integration_id: object, outcome: str, message: str) -> Integration:
+    integration = get_integration(owner, integration_id)
+    integration.last_test_outcome = outcome
+    integration.last_test_message = message
+    integration.last_tested_at = utcnow()
+    db.session.commit()
+    return integration
+
+
+# --- the outbound path -------------------------------------------------------------------------
+
+
+def live_configuration(owner: User, integration: Integration) -> dict[str, Any]:
+    """The configuration with every secret opened, for a call to the CRM and nothing else.
+
+    Raises CredentialUnreadable when a stored secret was tampered with, moved, or sealed under a
+    key that is no longer configured.
+    """
+    if integration.user_id != owner.id:
+        raise IntegrationNotFound(integration.id)
+    provider = provider_of(integration)
+    ring = keyring()
+    live = dict(integration.configuration or {})
+    for spec in provider.sensitive_fields():
+        if spec.name not in live:
+            continue
+        stored = live[spec.name]
+        if spec.type == "json":
+            live[spec.name] = {
+                key: ring.open(token, Binding(owner.id, integration.id, f"{spec.name}.{key}"))
+                for key, token in stored.items()
+            }
+        else:
+            live[spec.name] = ring.open(stored, Binding(owner.id, integration.id, spec.name))
+    live["name"] = integration.name
+    return live
+
+
+# --- presenting --------------------------------------------------------------------------------
+
+
+def secret_summary(integration: Integration, spec: Field) -> dict[str, Any] | None:
+    """What may be shown of a stored secret: whether it is set, and the last characters of a long one."""
+    stored = (integration.configuration or {}).get(spec.name)
+    if stored is None:
+        return None
+    hints = integration.secret_hints or {}
+
+    def summary(binding_name: str) -> dict[str, Any]:
+        info: dict[str, Any] = {"configured": True}
+        if binding_name in hints:
+            info["last4"] = hints[binding_name]
+        return info
+
+    if spec.type == "json":
+        return {key: summary(f"{spec.name}.{key}") for key in stored}
+    return summary(spec.name)

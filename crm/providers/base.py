@@ -1,0 +1,304 @@
+"""What every provider declares: its field schema, its metadata, and the validation derived from it.
+
+The form, the JSON API and the CLI are all built from `Provider.fields()`, so a new provider is one
+class in one file and touches no template and no route.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+FIELD_TYPES = ("text", "url", "password", "number", "checkbox", "select", "textarea", "json")
+TRUE_WORDS = {"1", "true", "yes", "on", "y"}
+FALSE_WORDS = {"0", "false", "no", "off", "n", ""}
+MAX_TEXT = 2048
+
+
+def camel_case(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # snake_case key in storage; `api_name` is the camelCase key of the JSON API
+    label: str  # the guide's words, shown as they are
+    type: str = "text"
+    sensitive: bool = False
+    required: bool = False
+    help: str = ""
+    placeholder: str = ""
+    default: Any = None
+    pattern: str | None = None
+    pattern_message: str = "Enter a value in the expected format."
+    min_length: int | None = None
+    max_length: int | None = None
+    choices: tuple[tuple[str, str], ...] = ()
+    group: str | None = None  # nests the value in the API, e.g. "features"
+    # (field, values): the field applies only while another field holds one of these values.
+    shown_when: tuple[str, tuple[str, ...]] | None = None
+    api_key: str | None = None  # overrides the derived camelCase name
+
+    def __post_init__(self):
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"unknown field type {self.type!r}")
+
+    @property
+    def api_name(self) -> str:
+        return self.api_key or camel_case(self.name)
+
+    def applies(self, values: Mapping[str, Any]) -> bool:
+        if self.shown_when is None:
+            return True
+        other, allowed = self.shown_when
+        return values.get(other) in allowed
+
+    def describe(self) -> dict[str, Any]:
+        """The field as the providers endpoint publishes it."""
+        info = {
+            "name": self.api_name,
+            "label": self.label,
+            "type": self.type,
+            "sensitive": self.sensitive,
+            "required": self.required,
+            "help": self.help,
+            "placeholder": self.placeholder,
+            "default": self.default,
+            "group": self.group,
+            "validation": {
+                "pattern": self.pattern,
+                "minLength": self.min_length,
+                "maxLength": self.max_length,
+                "choices": [{"value": v, "label": label} for v, label in self.choices],
+            },
+        }
+        if self.shown_when:
+            info["shownWhen"] = {"field": camel_case(self.shown_when[0]), "values": list(self.shown_when[1])}
+        return info
+
+
+NAME_FIELD = Field(
+    "name",
+    "Integration Name",
+    required=True,
+    max_length=100,
+    placeholder="My CRM",
+    help="A name you will recognise on the dashboard.",
+)
+
+
+class FieldError(ValueError):
+    """One field's value is unusable; the message is shown beside the field."""
+
+
+def origin(url: str | None) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of a URL: what decides where a stored secret may be sent."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def clean_url(value: str) -> str:
+    value = value.strip()
+    if len(value) > MAX_TEXT:
+        raise FieldError(f"Use at most {MAX_TEXT} characters.")
+    if any(ch.isspace() for ch in value) or "\\" in value:
+        raise FieldError("A URL cannot contain spaces or backslashes.")
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("https", "http"):
+        raise FieldError("Enter a full address starting with https://, e.g. https://app.chatwoot.com.")
+    if not parts.hostname:
+        raise FieldError("Enter a full address with a host name, e.g. https://crm.example.com.")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise FieldError("Put credentials in their own fields, not in the URL (remove the part before @).")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise FieldError("The port in this URL is not a number between 1 and 65535.") from None
+    if parts.query or parts.fragment:
+        raise FieldError("Remove the ?query or #fragment: enter only the server address.")
+    path = parts.path.rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise FieldError("Enter text.")
+    return str(value).strip()
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise FieldError("Choose on or off.")
+
+
+def _as_number(value: Any) -> int:
+    if isinstance(value, bool):
+        raise FieldError("Enter a whole number.")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,15}\s*", value):
+        number = int(value)
+    else:
+        raise FieldError("Enter a whole number.")
+    if number < 1 or number > 10**15:
+        raise FieldError("Enter a whole number greater than zero.")
+    return number
+
+
+def _as_json_object(value: Any) -> dict[str, str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise FieldError('Enter a JSON object, e.g. {"apiKey": "..."}.') from None
+    if not isinstance(value, dict):
+        raise FieldError('Enter a JSON object, e.g. {"apiKey": "..."}.')
+    if len(value) > 20:
+        raise FieldError("Use at most 20 entries.")
+    result = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,63}", key):
+            raise FieldError("Keys must be names made of letters, digits and _.")
+        if not isinstance(item, str) or not item.strip() or len(item) > MAX_TEXT:
+            raise FieldError(f'The value of "{key}" must be non-empty text.')
+        result[key] = item.strip()
+    return result
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str | dict | list) and not value)
+
+
+def clean_value(spec: Field, value: Any) -> Any:
+    """Convert and check one non-blank value against its field spec."""
+    if spec.type == "checkbox":
+        return _as_bool(value)
+    if spec.type == "number":
+        return _as_number(value)
+    if spec.type == "json":
+        return _as_json_object(value)
+    if spec.type == "url":
+        return clean_url(_as_text(value))
+    text = _as_text(value)
+    if spec.type == "select" and text not in {v for v, _ in spec.choices}:
+        raise FieldError(f"Choose one of: {', '.join(label for _, label in spec.choices)}.")
+    limit = spec.max_length or MAX_TEXT
+    if len(text) > limit:
+        raise FieldError(f"Use at most {limit} characters.")
+    if spec.min_length and len(text) < spec.min_length:
+        raise FieldError(f"Use at least {spec.min_length} characters.")
+    if spec.pattern and not re.fullmatch(spec.pattern, text):
+        raise FieldError(spec.pattern_message)
+    return text
+
+
+@dataclass
+class Validation:
+    values: dict[str, Any] = field(default_factory=dict)
+    stored: Mapping[str, Any] = field(default_factory=dict)  # sealed secrets already on the row
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    def add_error(self, name: str, message: str) -> None:
+        self.errors.setdefault(name, []).append(message)
+
+
+class Provider:
+    """Base class of every CRM provider. Subclasses declare, the base derives."""
+
+    id: ClassVar[str]
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    icon: ClassVar[str] = "crm.svg"  # a file under static/icons/
+    features: ClassVar[tuple[str, ...]] = ()
+    requires_oauth: ClassVar[bool] = False
+    availability: ClassVar[str] = "available"  # or "coming_soon"
+    docs_url: ClassVar[str] = ""
+    config_fields: ClassVar[tuple[Field, ...]] = ()
+
+    @classmethod
+    def fields(cls) -> tuple[Field, ...]:
+        return (NAME_FIELD, *cls.config_fields)
+
+    @classmethod
+    def field(cls, name: str) -> Field:
+        return next(f for f in cls.fields() if f.name == name)
+
+    @classmethod
+    def sensitive_fields(cls) -> tuple[Field, ...]:
+        return tuple(f for f in cls.fields() if f.sensitive)
+
+    @classmethod
+    def is_available(cls) -> bool:
+        return cls.availability == "available"
+
+    @classmethod
+    def normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Tidy cleaned values (e.g. a pasted dashboard URL); runs before the cross-field check."""
+        return values
+
+    @classmethod
+    def check(cls, values: dict[str, Any], result: Validation) -> None:
+        """Cross-field rules; add errors to `result`."""
+
+    @classmethod
+    def validate(cls, raw: Mapping[str, Any], stored_secrets: Mapping[str, Any] | None = None) -> Validation:
+        """Check `raw` (snake_case keys) against the schema.
+
+        `stored_secrets` names the sensitive fields that already hold a value: a blank input for
+        one of them means "keep it", so it is neither required nor returned.
+        """
+        stored_secrets = stored_secrets or {}
+        result = Validation(stored=dict(stored_secrets))
+        for spec in cls.fields():
+            value = raw.get(spec.name)
+            if is_blank(value):
+                if spec.default is not None and not spec.sensitive:
+                    result.values[spec.name] = spec.default
+                continue
+            try:
+                result.values[spec.name] = clean_value(spec, value)
+            except FieldError as exc:
+                result.add_error(spec.name, str(exc))
+        result.values = cls.normalize(result.values)
+        for spec in cls.fields():
+            if spec.name in result.values and not spec.applies(result.values):
+                del result.values[spec.name]  # a value for a field the chosen options hide
+            elif (
+                spec.required
+                and spec.applies(result.values)
+                and spec.name not in result.values
+                and spec.name not in result.errors
+                and not (spec.sensitive and spec.name in stored_secrets)
+            ):
+                result.add_error(spec.name, f"{spec.label} is required.")
+        if not result.errors:
+            cls.check(result.values, result)
+        return result
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        return {
+            "id": cls.id,
+            "name": cls.name,
+            "description": cls.description,
+            "icon": cls.icon,
+            "features": list(cls.features),
+            "requiresOAuth": cls.requires_oauth,
+            "availability": cls.availability,
+            "docsUrl": cls.docs_url,
+            "fields": [f.describe() for f in cls.fields()],
+        }

@@ -1,0 +1,155 @@
+"""Fixtures shared by every test: a real database (SQLite always, PostgreSQL when
+TEST_DATABASE_URL is set), the app, a client, users and integrations."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+
+import pytest
+import sqlalchemy as sa
+from flask.testing import FlaskClient
+
+from config import TestConfig
+from crm import create_app
+from crm.auth.service import create_user
+from crm.crypto import generate_key
+from crm.extensions import db
+from crm.integrations import service
+
+TEST_KEY = generate_key()
+PASSWORD = "correct horse battery"
+ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def postgres_url() -> str:
+    url = os.environ["TEST_DATABASE_URL"]
+    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+
+
+def check_postgres(url: str) -> None:
+    """TEST_DATABASE_URL set but unreachable is a failure, never a skip."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {exc}", pytrace=False)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=ENGINES)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    url = postgres_url()
+    check_postgres(url)
+    return url
+
+
+class IsolatedClient(FlaskClient):
+    """Runs each request in an empty context, as a real server would: the request gets its own
+    app context, `g` and database session instead of sharing the test's."""
+
+    def open(self, *args, **kwargs):
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+def make_app(database_url: str, **overrides):
+    settings = {"SQLALCHEMY_DATABASE_URI": database_url, "INTEGRATION_ENCRYPTION_KEY": TEST_KEY}
+    settings.update(overrides)
+    app = create_app(TestConfig, settings)
+    app.test_client_class = IsolatedClient
+    return app
+
+
+@pytest.fixture
+def app(database_url):
+    app = make_app(database_url)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_user(app):
+    counter = iter(range(1, 10_000))
+
+    def _make_user(email: str | None = None, password: str = PASSWORD):
+        return create_user(email or f"user{next(counter)}@example.com", password)
+
+    return _make_user
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice@example.com")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob@example.com")
+
+
+def chatwoot_values(**overrides):
+    values = {
+        "name": "Support Chatwoot",
+        "base_url": "https://chat.example.com",
+        "account_id": 7,
+        "api_key": "cw-token-1234567890abcd",
+        "auto_create_inboxes": True,
+        "auto_create_bots": False,
+        "sync_contacts": True,
+    }
+    values.update(overrides)
+    return values
+
+
+@pytest.fixture
+def make_integration(app):
+    def _make(owner, provider="CHATWOOT", **overrides):
+        values = chatwoot_values(**overrides) if provider == "CHATWOOT" else overrides
+        return service.create_integration(owner, provider, values)
+
+    return _make
+
+
+class AuthActions:
+    """Log in and out through the real forms, the way flaskr's tests do."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def csrf_token(self) -> str:
+        page = self.client.get("/login").get_data(as_text=True)
+        return re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+    def login(self, email="alice@example.com", password=PASSWORD):
+        token = self.csrf_token()
+        return self.client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+    def logout(self):
+        page = self.client.get("/dashboard/integrations").get_data(as_text=True)
+        token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+        return self.client.post("/logout", data={"csrf_token": token})
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
