@@ -8,8 +8,9 @@ from typing import Any
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 
-from crm.crypto import KeyConfigError, Keyring
+from crm.crypto import CredentialUnreadable, KeyConfigError, Keyring
 from crm.extensions import csrf, db, login_manager, migrate
+from crm.net import client_from_config
 
 
 def create_app(config_class: type | None = None, overrides: dict[str, Any] | None = None) -> Flask:
@@ -37,6 +38,7 @@ def check_config(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    app.extensions["crm_http"] = client_from_config(app.config)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     csrf.init_app(app)
@@ -76,6 +78,10 @@ def register_errorhandlers(app: Flask) -> None:
 
     for code in messages:
         app.register_error_handler(code, render_error)
+
+    @app.errorhandler(CredentialUnreadable)
+    def credential_unreadable(error):
+        return render_template("error.html", code=409, message=str(error)), 409
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):

@@ -4,7 +4,7 @@ import click
 from flask.cli import AppGroup
 
 from crm.auth.service import find_user
-from crm.crypto import KEY_ENV, generate_key
+from crm.crypto import KEY_ENV, CredentialUnreadable, generate_key
 from crm.extensions import db
 from crm.integrations import service
 from crm.models import User
@@ -48,3 +48,21 @@ def list_command(email: str | None) -> None:
         click.echo(
             f"{integration.id}  {user.email}  {integration.provider:<9} {state:<8} {tested:<12} {integration.name}"
         )
+
+
+@crm_cli.command("test")
+@click.argument("integration_id")
+def test_command(integration_id: str) -> None:
+    """Test a saved integration's connection; exit status 0 only when it is ok."""
+    try:
+        owner = service.owner_of(integration_id)
+        result = service.test_connection(owner, None, {}, integration_id)
+    except service.IntegrationNotFound:
+        raise click.ClickException(f"No integration {integration_id}.") from None
+    except CredentialUnreadable as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in result.verified:
+        click.echo(f"  ✓ {line}")
+    click.echo(f"{result.outcome}: {result.message}")
+    if not result.success:
+        raise SystemExit(1)

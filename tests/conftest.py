@@ -4,11 +4,16 @@ TEST_DATABASE_URL is set), the app, a client, users and integrations."""
 from __future__ import annotations
 
 import contextvars
+import errno
+import ipaddress
 import os
 import re
+import socket
+import ssl
 
 import pytest
 import sqlalchemy as sa
+import trustme
 from flask.testing import FlaskClient
 
 from config import TestConfig
@@ -17,6 +22,8 @@ from crm.auth.service import create_user
 from crm.crypto import generate_key
 from crm.extensions import db
 from crm.integrations import service
+from crm.net import client_from_config
+from tests.fakes.chatwoot import FakeChatwoot
 
 TEST_KEY = generate_key()
 PASSWORD = "correct horse battery"
@@ -122,7 +129,7 @@ def chatwoot_values(**overrides):
 
 
 @pytest.fixture
-def make_integration(app):
+def make_integration(app, dns):
     def _make(owner, provider="CHATWOOT", **overrides):
         values = chatwoot_values(**overrides) if provider == "CHATWOOT" else overrides
         return service.create_integration(owner, provider, values)
@@ -153,3 +160,110 @@ class AuthActions:
 @pytest.fixture
 def auth(client):
     return AuthActions(client)
+
+
+# --- outbound: DNS, local CRMs, TLS --------------------------------------------------------------
+
+PUBLIC_IP = "93.184.215.14"  # a public address; the tripwire stops any connection to it
+
+
+class FakeDNS:
+    """Stands in for the system resolver (socket.getaddrinfo): names map to chosen addresses,
+    literals and localhost resolve as the system would, anything else does not exist."""
+
+    def __init__(self, records: dict | None = None):
+        self.records = dict(records or {})
+        self.lookups: list[str] = []
+
+    def __call__(self, host, port, *args, **kwargs):
+        self.lookups.append(host)
+        answer = self.records.get(host.lower().rstrip("."))
+        if callable(answer):
+            answer = answer()
+        if answer is None:
+            if host.lower() == "localhost":
+                answer = ["127.0.0.1"]
+            else:
+                try:
+                    return socket.getaddrinfo(host, port, *args, flags=socket.AI_NUMERICHOST, **kwargs)
+                except socket.gaierror:
+                    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        return [
+            (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port)) for ip in answer
+        ]
+
+
+class Tripwire:
+    """Refuses, before any packet leaves, every connection to an address off this machine, and
+    records every connection attempt. Tests may only ever talk to 127.0.0.0/8."""
+
+    def __init__(self):
+        self.attempts: list[str] = []
+
+    def install(self, monkeypatch):
+        real_connect = socket.socket.connect
+        tripwire = self
+
+        def guarded_connect(sock, address):
+            host = address[0] if isinstance(address, tuple) else str(address)
+            tripwire.attempts.append(host)
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and not ipaddress.ip_address(host).is_loopback:
+                raise OSError(errno.ENETUNREACH, "tripwire: off-machine address")
+            return real_connect(sock, address)
+
+        monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+        return self
+
+
+@pytest.fixture(autouse=True)
+def tripwire(monkeypatch):
+    return Tripwire().install(monkeypatch)
+
+
+@pytest.fixture
+def dns(app):
+    resolver = FakeDNS({"chat.example.com": [PUBLIC_IP], "api.acme.example": [PUBLIC_IP]})
+    app.extensions["crm_http"] = client_from_config(app.config, resolver)
+    return resolver
+
+
+def use_outbound_policy(app, resolver=None, **settings):
+    """Give the app an outbound client with these operator settings (e.g. an allowlist)."""
+    config = {**app.config, **settings}
+    client = client_from_config(config, resolver or FakeDNS())
+    app.extensions["crm_http"] = client
+    return client
+
+
+@pytest.fixture
+def allow_local(app, dns):
+    """The operator allows the tests' 127.0.0.1 and plain http, as a self-hosted setup would."""
+    return use_outbound_policy(app, dns, CRM_ALLOW_PRIVATE_HOSTS="127.0.0.1,localhost", CRM_ALLOW_INSECURE_HTTP=True)
+
+
+@pytest.fixture
+def chatwoot():
+    with FakeChatwoot() as server:
+        server.account = server.add_account("Acme Support")
+        server.admin_token = server.add_user({server.account.id: "administrator"})
+        server.agent_token = server.add_user({server.account.id: "agent"})
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server_context(tls_ca):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def ca_bundle(tls_ca, tmp_path):
+    path = tmp_path / "private-ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return str(path)

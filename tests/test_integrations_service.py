@@ -12,7 +12,7 @@ from crm.extensions import db
 from crm.integrations import service
 from crm.integrations.service import IntegrationNotFound, ValidationFailed
 from crm.models import Integration
-from tests.conftest import chatwoot_values
+from tests.conftest import chatwoot_values, use_outbound_policy
 
 CANARY = "CANARY-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 SEALED_RE = re.compile(r"^enc:v1:[a-z0-9]{1,16}:[A-Za-z0-9_-]+={0,2}$")
@@ -163,8 +163,8 @@ def test_update_replaces_a_secret_that_is_entered(alice, make_integration):
 
 @pytest.mark.parametrize(
     "new_url",
-    ["https://evil.example.net", "http://chat.example.com", "https://chat.example.com:8443"],
-    ids=["host", "scheme", "port"],
+    ["https://evil.example.net", "https://chat.example.com:8443", "https://CHAT.example.com.evil.example"],
+    ids=["host", "port", "suffix"],
 )
 def test_changing_the_host_requires_the_secret_again(alice, make_integration, new_url):
     integration = make_integration(alice)
@@ -175,7 +175,29 @@ def test_changing_the_host_requires_the_secret_again(alice, make_integration, ne
     assert integration.configuration["base_url"] == "https://chat.example.com"
     # With the secret typed again the change goes through.
     service.update_integration(alice, integration.id, raw={"base_url": new_url, "api_key": "fresh-token-value-1"})
-    assert integration.configuration["base_url"] == new_url
+    assert integration.configuration["base_url"] == new_url.lower()
+
+
+def test_plain_http_is_refused_unless_the_operator_allows_it(app, alice, make_integration, dns):
+    with pytest.raises(ValidationFailed) as caught:
+        make_integration(alice, base_url="http://chat.example.com")
+    assert "https://" in caught.value.fields["base_url"][0]
+    use_outbound_policy(app, dns, CRM_ALLOW_INSECURE_HTTP=True)
+    assert make_integration(alice, base_url="http://chat.example.com").configuration["base_url"].startswith("http://")
+
+
+def test_private_destinations_are_refused_at_save_time(app, alice, make_integration, dns):
+    dns.records["intranet.example.com"] = ["10.1.2.3"]
+    for url in ("https://intranet.example.com", "https://127.0.0.1", "https://[::1]", "https://169.254.169.254"):
+        with pytest.raises(ValidationFailed) as caught:
+            make_integration(alice, base_url=url)
+        assert "private or internal network" in caught.value.fields["base_url"][0]
+    use_outbound_policy(app, dns, CRM_ALLOW_PRIVATE_HOSTS="10.0.0.0/8")
+    assert make_integration(alice, base_url="https://intranet.example.com")
+
+
+def test_an_unknown_host_name_may_be_saved(alice, make_integration):
+    assert make_integration(alice, base_url="https://not-yet-in-dns.example.org")
 
 
 def test_a_path_change_on_the_same_host_keeps_the_secret(alice, make_integration):

@@ -52,6 +52,7 @@ def test_custom_schema_uses_the_guides_words():
         "Authentication Type",
         "API Key Header",
         "Token URL",
+        "Client Authentication",
         "Scope",
         "Health Check Path",
         "Credentials",

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed
 from crm.extensions import db
 from crm.models import Integration, User, utcnow
+from crm.net import BlockedDestination, DNSFailure, GuardedClient, InvalidURL
 from crm.providers import get_provider
-from crm.providers.base import Field, Provider, is_blank, origin
+from crm.providers.base import ConnectionResult, Field, Provider, is_blank, network_message, origin
 from crm.providers.registry import UnknownProvider
 
 INTEGRATION_TYPE = "CRM"
@@ -41,6 +42,10 @@ def keyring() -> Keyring:
     return current_app.extensions["crm_keyring"]
 
 
+def outbound_client() -> GuardedClient:
+    return current_app.extensions["crm_http"]
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -59,6 +64,18 @@ def get_integration(owner: User, integration_id: object) -> Integration:
     if integration is None:
         raise IntegrationNotFound(integration_id)
     return integration
+
+
+def owner_of(integration_id: object) -> User:
+    """For operator commands only (`flask crm test ID`): who owns this integration."""
+    try:
+        key = str(uuid.UUID(str(integration_id)))
+    except ValueError:
+        raise IntegrationNotFound(integration_id) from None
+    owner = db.session.scalars(select(User).join(Integration).where(Integration.id == key)).first()
+    if owner is None:
+        raise IntegrationNotFound(integration_id)
+    return owner
 
 
 def provider_of(integration: Integration) -> type[Provider]:
@@ -115,12 +132,33 @@ def _apply(integration: Integration, provider: type[Provider], values: Mapping[s
 
 
 def _validated(
-    provider: type[Provider], raw: Mapping[str, Any], stored: Mapping[str, Any] | None = None
+    provider: type[Provider],
+    raw: Mapping[str, Any],
+    stored: Mapping[str, Any] | None = None,
+    check_destinations: bool = True,
 ) -> dict[str, Any]:
     result = provider.validate(raw, stored_secrets=stored)
+    if check_destinations and not result.errors:
+        for spec in provider.config_fields:
+            if spec.type == "url" and spec.name in result.values:
+                problem = destination_problem(provider, result.values[spec.name])
+                if problem:
+                    result.add_error(spec.name, problem)
     if result.errors:
         raise ValidationFailed(result.errors)
     return result.values
+
+
+def destination_problem(provider: type[Provider], url: str) -> str | None:
+    """Refuse at save time what the outbound client would refuse anyway. An unknown host name is
+    let through: it may be a typo, but it may also be a server this machine cannot resolve yet."""
+    try:
+        outbound_client().check_destination(url)
+    except (InvalidURL, BlockedDestination) as exc:
+        return network_message(exc.outcome, provider.name, exc.detail)
+    except DNSFailure:
+        return None
+    return None
 
 
 def _origins(provider: type[Provider], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,16 +181,31 @@ def _require_reentry(provider: type[Provider], raw: Mapping[str, Any], stored: M
         raise ValidationFailed(missing, "The server address changed: enter the credentials again.")
 
 
+def _merged_with_stored(provider: type[Provider], integration: Integration, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Fields left out keep their stored values; sensitive ones stay sealed unless re-entered."""
+    known = {spec.name for spec in provider.fields()}
+    sensitive = {spec.name for spec in provider.sensitive_fields()}
+    merged = {key: value for key, value in (integration.configuration or {}).items() if key in known - sensitive}
+    merged["name"] = integration.name
+    merged.update({key: value for key, value in raw.items() if key in known})
+    return merged
+
+
 # --- writing -----------------------------------------------------------------------------------
 
 
-def create_integration(owner: User, provider_id: str, raw: Mapping[str, Any]) -> Integration:
+def available_provider(provider_id: object) -> type[Provider]:
     try:
         provider = get_provider(provider_id)
     except UnknownProvider:
         raise ValidationFailed({"provider": ["Choose one of the listed providers."]}) from None
     if not provider.is_available():
         raise ValidationFailed({"provider": [f"{provider.name} is coming soon and cannot be connected yet."]})
+    return provider
+
+
+def create_integration(owner: User, provider_id: str, raw: Mapping[str, Any]) -> Integration:
+    provider = available_provider(provider_id)
     values = _validated(provider, raw)
     integration = Integration(
         id=str(uuid.uuid4()), user_id=owner.id, type=INTEGRATION_TYPE, provider=provider.id, is_active=True
@@ -175,12 +228,7 @@ def update_integration(
     provider = provider_of(integration)
     stored = integration.configuration or {}
     if raw is not None or name is not None:
-        # Fields left out keep their stored values; sensitive ones stay sealed unless re-entered.
-        known = {spec.name for spec in provider.fields()}
-        sensitive = {spec.name for spec in provider.sensitive_fields()}
-        merged = {key: value for key, value in stored.items() if key in known - sensitive}
-        merged["name"] = integration.name
-        merged.update({key: value for key, value in (raw or {}).items() if key in known})
+        merged = _merged_with_stored(provider, integration, raw or {})
         if name is not None:
             merged["name"] = name
         candidate = _validated(provider, merged, stored)
@@ -209,6 +257,43 @@ def record_test_result(owner: User, integration_id: object, outcome: str, messag
     integration.last_tested_at = utcnow()
     db.session.commit()
     return integration
+
+
+# --- connection tests ----------------------------------------------------------------------------
+
+
+def test_connection(
+    owner: User,
+    provider_id: str | None,
+    raw: Mapping[str, Any],
+    integration_id: object | None = None,
+) -> ConnectionResult:
+    """Test a configuration without saving it.
+
+    With `integration_id`, blank secrets are taken from that saved integration (never across a
+    change of host), and a test of the saved configuration as it is records its outcome."""
+    if integration_id is None:
+        provider = available_provider(provider_id)
+        # Destinations are left to the test itself, which answers blocked_destination or invalid_url.
+        config = _validated(provider, {"name": provider.name, **raw}, check_destinations=False)
+        return provider.run_test(config, outbound_client())
+
+    integration = get_integration(owner, integration_id)
+    provider = provider_of(integration)
+    stored = integration.configuration or {}
+    merged = _merged_with_stored(provider, integration, raw)
+    candidate = _validated(provider, merged, stored, check_destinations=False)
+    if secrets_must_be_reentered(provider, stored, candidate):
+        _require_reentry(provider, merged, stored)
+    live = live_configuration(owner, integration)
+    config = {**live, **candidate}
+    result = provider.run_test(config, outbound_client())
+    unchanged = all(stored.get(key) == value for key, value in candidate.items() if key != "name") and not any(
+        spec.name in candidate for spec in provider.sensitive_fields()
+    )
+    if unchanged:
+        record_test_result(owner, integration.id, result.outcome, result.message)
+    return result
 
 
 # --- the outbound path -------------------------------------------------------------------------

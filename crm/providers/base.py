@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+from crm.net import GuardedClient, OutboundError, Response
+
 FIELD_TYPES = ("text", "url", "password", "number", "checkbox", "select", "textarea", "json")
 TRUE_WORDS = {"1", "true", "yes", "on", "y"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", ""}
@@ -290,6 +292,22 @@ class Provider:
         return result
 
     @classmethod
+    def test_connection(cls, config: dict[str, Any], http: GuardedClient) -> ConnectionResult:
+        """Call the CRM with `config` (secrets opened) through the guarded client `http`.
+
+        May raise OutboundError or CRMError; `run_test` turns those into results."""
+        raise NotImplementedError(f"{cls.name} cannot be tested yet")
+
+    @classmethod
+    def run_test(cls, config: dict[str, Any], http: GuardedClient) -> ConnectionResult:
+        try:
+            return cls.test_connection(config, http)
+        except OutboundError as exc:
+            return ConnectionResult.failed(exc.outcome, network_message(exc.outcome, cls.name, exc.detail))
+        except CRMError as exc:
+            return ConnectionResult.failed(exc.outcome, exc.message)
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         return {
             "id": cls.id,
@@ -302,3 +320,92 @@ class Provider:
             "docsUrl": cls.docs_url,
             "fields": [f.describe() for f in cls.fields()],
         }
+
+
+# --- connection tests ----------------------------------------------------------------------------
+
+OUTCOMES = (
+    "ok",
+    "invalid_url",
+    "blocked_destination",
+    "dns_error",
+    "unreachable",
+    "timeout",
+    "tls_error",
+    "redirected",
+    "auth_failed",
+    "account_not_found",
+    "insufficient_permissions",
+    "not_a_crm",
+    "rate_limited",
+    "server_error",
+)
+
+
+def network_message(outcome: str, provider_name: str, detail: str = "") -> str:
+    """Our words for what went wrong on the way to the server, with the fix. Never the remote's words."""
+    messages = {
+        "invalid_url": (
+            "The address is not one we may call. Enter the full https:// address of your server, "
+            "without a user name or password in it."
+            if detail != "http"
+            else "Plain http:// is switched off for integrations. Use the https:// address of your server."
+        ),
+        "blocked_destination": (
+            "This address points to a private or internal network, which integrations may not reach. "
+            "Use the public address of your server, or ask the operator to allow it (CRM_ALLOW_PRIVATE_HOSTS)."
+        ),
+        "dns_error": "The host name could not be found. Check the spelling of the address.",
+        "unreachable": (
+            "The server could not be reached. Check the address and port, and that the server is running "
+            "and reachable from the internet."
+        ),
+        "timeout": (f"{provider_name} did not answer in time. Check the address, or try again in a few minutes."),
+        "tls_error": (
+            "The server's TLS certificate could not be verified. Use an address with a valid certificate, "
+            "or ask the operator to trust your certificate authority (CRM_CA_BUNDLE)."
+        ),
+        "redirected": (
+            f"The server redirected to {detail or 'another address'}. If that is right, use it as the address."
+        ),
+        "rate_limited": f"{provider_name} is limiting requests right now. Wait a minute, then test again.",
+        "server_error": (
+            f"{provider_name} answered with a server error. Try again later; if it persists, "
+            "check the server's logs or status page."
+        ),
+    }
+    return messages[outcome]
+
+
+def raise_for_common_status(response: Response, provider_name: str) -> None:
+    """The answers every CRM gives alike: throttling and server errors."""
+    if response.status == 429:
+        raise CRMError("rate_limited", network_message("rate_limited", provider_name))
+    if response.status >= 500:
+        raise CRMError("server_error", network_message("server_error", provider_name))
+
+
+class CRMError(Exception):
+    """A CRM answered, and the answer means the call failed. Message in our words, with the fix."""
+
+    def __init__(self, outcome: str, message: str):
+        assert outcome in OUTCOMES, outcome
+        super().__init__(message)
+        self.outcome = outcome
+        self.message = message
+
+
+@dataclass
+class ConnectionResult:
+    outcome: str
+    message: str
+    verified: list[str] = field(default_factory=list)  # what was checked, for the green result
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. role, version, account name
+
+    @property
+    def success(self) -> bool:
+        return self.outcome == "ok"
+
+    @classmethod
+    def failed(cls, outcome: str, message: str, verified: list[str] | None = None) -> ConnectionResult:
+        return cls(outcome, message, verified or [])

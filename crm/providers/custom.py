@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from crm.providers.base import Field, Provider, Validation
+from crm.net import GuardedClient, Response, join_url
+from crm.providers.base import ConnectionResult, CRMError, Field, Provider, Validation, raise_for_common_status
 from crm.providers.registry import register
 
 AUTH_TYPES = (
@@ -21,6 +23,7 @@ CREDENTIAL_KEYS = {
     "OAUTH2": ("clientId", "clientSecret"),
 }
 HEADER_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}"
+CLIENT_AUTH = (("BASIC", "HTTP Basic (standard)"), ("BODY", "In the request body"))
 
 
 def credentials_example(auth_type: str) -> str:
@@ -71,6 +74,15 @@ class CustomCRM(Provider):
             help="Where the client-credentials token is requested.",
         ),
         Field(
+            "client_auth",
+            "Client Authentication",
+            type="select",
+            choices=CLIENT_AUTH,
+            default="BASIC",
+            shown_when=("auth_type", ("OAUTH2",)),
+            help="How the client id and secret reach the token URL; most servers accept HTTP Basic.",
+        ),
+        Field(
             "scope",
             "Scope",
             max_length=512,
@@ -118,3 +130,91 @@ class CustomCRM(Provider):
                 "credentials",
                 f"{label} needs {', '.join(missing)}: enter {credentials_example(auth_type)}.",
             )
+
+    @classmethod
+    def test_connection(cls, config: dict[str, Any], http: GuardedClient) -> ConnectionResult:
+        deadline = time.monotonic() + http.policy.total_timeout
+        name = config.get("crm_name") or cls.name
+        headers, auth, verified = auth_for(config, http, deadline, name)
+        url = join_url(config["base_url"], config.get("health_path") or "/")
+        response = http.request("GET", url, headers=headers, auth=auth, deadline=deadline)
+        if response.status in (401, 403):
+            raise CRMError("auth_failed", f"{name} rejected the credentials ({auth_label(config)}). {fix_hint(config)}")
+        if response.status == 404 and response.json() is not None:
+            raise CRMError(
+                "account_not_found",
+                f"{name}'s API answered that {url} does not exist. Check the Health Check Path and any "
+                "account or workspace it names.",
+            )
+        if response.status == 404:
+            raise CRMError("not_a_crm", f"Nothing answers like an API at {url}. Check the API Base URL.")
+        raise_for_common_status(response, name)
+        if not 200 <= response.status < 300:
+            raise CRMError("not_a_crm", f"{name} answered {url} with an unexpected status ({response.status}).")
+        verified.append(f"GET {url} answered {response.status} with {auth_label(config)}")
+        return ConnectionResult("ok", f"Connected to {name}.", verified)
+
+
+def auth_label(config: dict[str, Any]) -> str:
+    return dict(AUTH_TYPES)[config.get("auth_type", "API_KEY")]
+
+
+def fix_hint(config: dict[str, Any]) -> str:
+    example = credentials_example(config.get("auth_type", "API_KEY"))
+    return f"Check the Credentials ({example}) and that they are allowed to call this API."
+
+
+def auth_for(
+    config: dict[str, Any], http: GuardedClient, deadline: float, name: str
+) -> tuple[dict[str, str], tuple[str, str] | None, list[str]]:
+    """Headers and Basic-auth pair for one call, per Authentication Type."""
+    credentials = config.get("credentials") or {}
+    auth_type = config.get("auth_type", "API_KEY")
+    if auth_type == "API_KEY":
+        return {config.get("api_key_header") or "X-API-Key": credentials["apiKey"]}, None, []
+    if auth_type == "BEARER":
+        return {"Authorization": f"Bearer {credentials['token']}"}, None, []
+    if auth_type == "BASIC":
+        return {}, (credentials["username"], credentials["password"]), []
+    token = fetch_client_credentials_token(config, http, deadline, name)
+    return {"Authorization": f"Bearer {token}"}, None, [f"The token URL issued an access token for {name}"]
+
+
+def fetch_client_credentials_token(config: dict[str, Any], http: GuardedClient, deadline: float, name: str) -> str:
+    """OAuth 2.0 client credentials (RFC 6749 §4.4) through the same guard as every other call.
+
+    Hand-written rather than through an OAuth library: it is one POST, and it must go through
+    the guarded client."""
+    credentials = config["credentials"]
+    form = {"grant_type": "client_credentials"}
+    if config.get("scope"):
+        form["scope"] = config["scope"]
+    auth = None
+    if config.get("client_auth", "BASIC") == "BASIC":
+        auth = (credentials["clientId"], credentials["clientSecret"])
+    else:
+        form.update(client_id=credentials["clientId"], client_secret=credentials["clientSecret"])
+    response = http.request(
+        "POST", config["token_url"], data=form, auth=auth, headers={"Accept": "application/json"}, deadline=deadline
+    )
+    return token_from(response, name)
+
+
+def token_from(response: Response, name: str) -> str:
+    body = response.json()
+    error = body.get("error") if isinstance(body, dict) else None
+    if error == "invalid_scope":
+        raise CRMError("insufficient_permissions", f"{name}'s token URL refused the Scope. Check the scopes it allows.")
+    if response.status in (400, 401, 403) or error in ("invalid_client", "unauthorized_client", "invalid_grant"):
+        raise CRMError(
+            "auth_failed",
+            f"{name}'s token URL rejected the client id or secret. "
+            "Check the Credentials and the Client Authentication.",
+        )
+    raise_for_common_status(response, name)
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if response.status != 200 or not isinstance(token, str) or not token:
+        raise CRMError(
+            "not_a_crm", "The Token URL did not answer like an OAuth 2.0 token endpoint. Check the Token URL."
+        )
+    return token
