@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask, flash, redirect, render_template, request, url_for
+from flask import make_response as app_response
 from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
 
+from crm.api.body import APIError, is_api_request, json_response
+from crm.auth.guards import login_first
 from crm.crypto import CredentialUnreadable, KeyConfigError, Keyring
 from crm.extensions import csrf, db, login_manager, migrate
 from crm.net import client_from_config
@@ -41,11 +45,14 @@ def register_extensions(app: Flask) -> None:
     app.extensions["crm_http"] = client_from_config(app.config)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
+    # Registered before CSRFProtect: a request without a session hears "log in", not a CSRF error.
+    app.before_request(login_first)
     csrf.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
+    login_manager.unauthorized_handler(unauthorized)
 
     from crm.models import User
 
@@ -54,39 +61,71 @@ def register_extensions(app: Flask) -> None:
         return db.session.get(User, int(user_id)) if user_id.isdigit() else None
 
 
+LOGIN_FIRST = "Log in first: this API uses the session cookie of /login."
+
+
+def unauthorized():
+    if is_api_request():
+        return json_response({"error": LOGIN_FIRST}, 401)
+    flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(url_for(login_manager.login_view))
+
+
 def register_blueprints(app: Flask) -> None:
+    from crm.api import bp as api_bp
     from crm.auth import bp as auth_bp
     from crm.integrations import bp as integrations_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(integrations_bp)
+    app.register_blueprint(api_bp)
+
+
+ERROR_MESSAGES = {
+    400: "The request could not be understood.",
+    403: "You are not allowed to do that.",
+    404: "There is nothing here.",
+    405: "That method is not allowed here.",
+    413: "That request is too large.",
+    415: "That content type is not accepted here.",
+    500: "Something went wrong on our side. Please try again.",
+}
+CSRF_MESSAGE = "Your form expired or was sent from elsewhere. Reload the page and try again."
+CSRF_API_MESSAGE = "The CSRF token is missing or invalid: send the page's csrf-token in the X-CSRFToken header."
+
+
+def error_response(code: int, message: str, headers: dict[str, str] | None = None):
+    if is_api_request():
+        response = json_response({"error": message}, code)
+    else:
+        response = app_response(render_template("error.html", code=code, message=message), code)
+    response.headers.update(headers or {})
+    return response
 
 
 def register_errorhandlers(app: Flask) -> None:
-    messages = {
-        400: "The request could not be understood.",
-        403: "You are not allowed to do that.",
-        404: "There is nothing here.",
-        405: "That action is not allowed here.",
-        413: "That upload is too large.",
-        500: "Something went wrong on our side. Please try again.",
-    }
+    def http_error(error: HTTPException):
+        if isinstance(error, APIError):
+            return error.get_response()
+        code = error.code or 500
+        allow = getattr(error, "valid_methods", None)
+        headers = {"Allow": ", ".join(sorted(allow))} if allow else None
+        return error_response(code, ERROR_MESSAGES.get(code, error.name), headers)
 
-    def render_error(error):
-        code = getattr(error, "code", 500) or 500
-        return render_template("error.html", code=code, message=messages.get(code, "Request failed.")), code
-
-    for code in messages:
-        app.register_error_handler(code, render_error)
+    app.register_error_handler(HTTPException, http_error)
 
     @app.errorhandler(CredentialUnreadable)
     def credential_unreadable(error):
-        return render_template("error.html", code=409, message=str(error)), 409
+        return error_response(409, str(error))
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        message = "Your form expired or was sent from elsewhere. Reload the page and try again."
-        return render_template("error.html", code=400, message=message), 400
+        return error_response(400, CSRF_API_MESSAGE if is_api_request() else CSRF_MESSAGE)
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, ERROR_MESSAGES[500])
 
 
 def register_commands(app: Flask) -> None:

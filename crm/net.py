@@ -304,7 +304,7 @@ class GuardedClient:
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         data: Mapping[str, str] | bytes | None = None,
-        auth: tuple[str, str] | None = None,
+        auth: tuple[str, str] | tuple[bytes, bytes] | None = None,
         deadline: float | None = None,
     ) -> Response:
         """Send one request and read at most `max_response_bytes` of its answer.
@@ -316,6 +316,8 @@ class GuardedClient:
         deadline = min(deadline or float("inf"), started + self.policy.total_timeout)
         target = parse_target(url, self.policy)
         addresses = self.resolve(target)
+        if auth is not None:  # RFC 7617: UTF-8 (requests would send str credentials as Latin-1)
+            auth = tuple(part.encode() if isinstance(part, str) else part for part in auth)
         prepared = self.session.prepare_request(
             requests.Request(method, url, headers=dict(headers or {}), json=json, data=data, auth=auth)
         )

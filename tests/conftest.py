@@ -267,3 +267,61 @@ def ca_bundle(tls_ca, tmp_path):
     path = tmp_path / "private-ca.pem"
     tls_ca.cert_pem.write_to_path(str(path))
     return str(path)
+
+
+# --- the JSON API ------------------------------------------------------------------------------
+
+
+class APIClient:
+    """A logged-in user's JSON client: sends the CSRF token as the X-CSRFToken header, like htmx does."""
+
+    def __init__(self, client, email: str):
+        self.client = client
+        self.email = email
+        AuthActions(client).login(email)
+        page = client.get("/dashboard/integrations").get_data(as_text=True)
+        self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+    def call(self, method: str, path: str, json=None, csrf: bool = True, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if csrf:
+            headers["X-CSRFToken"] = self.csrf
+        return self.client.open(path, method=method, json=json, headers=headers, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path, json=None, **kwargs):
+        return self.call("POST", path, json=json, **kwargs)
+
+    def put(self, path, json=None, **kwargs):
+        return self.call("PUT", path, json=json, **kwargs)
+
+    def delete(self, path, **kwargs):
+        return self.call("DELETE", path, **kwargs)
+
+
+@pytest.fixture
+def api(app, alice, dns):
+    return APIClient(app.test_client(), alice.email)
+
+
+@pytest.fixture
+def bob_api(app, bob, dns):
+    return APIClient(app.test_client(), bob.email)
+
+
+def chatwoot_payload(**configuration):
+    body = {
+        "name": "Support",
+        "type": "CRM",
+        "configuration": {
+            "provider": "CHATWOOT",
+            "baseUrl": "https://chat.example.com",
+            "accountId": 7,
+            "apiKey": "cw-token-abcdefghijkl1234",
+            "features": {"autoCreateInboxes": True, "autoCreateBots": False, "syncContacts": True},
+        },
+    }
+    body["configuration"].update(configuration)
+    return body

@@ -3,6 +3,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from crm.auth import bp
 from crm.auth.forms import LoginForm, RegisterForm
+from crm.auth.guards import public
 from crm.auth.service import AccountError, authenticate, create_user
 
 LOGIN_FAILED = "Email or password is wrong."
@@ -14,6 +15,7 @@ def _start_session(user) -> None:
 
 
 @bp.route("/")
+@public
 def index():
     if current_user.is_authenticated:
         return redirect(url_for("integrations.index"))
@@ -21,6 +23,7 @@ def index():
 
 
 @bp.route("/register", methods=["GET", "POST"])
+@public
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("integrations.index"))
@@ -39,6 +42,7 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@public
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("integrations.index"))

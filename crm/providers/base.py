@@ -134,9 +134,9 @@ def clean_url(value: str) -> str:
 
 
 def _as_text(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if not isinstance(value, str):
         raise FieldError("Enter text.")
-    return str(value).strip()
+    return value.strip()
 
 
 def _as_bool(value: Any) -> bool:
@@ -179,6 +179,14 @@ def _as_json_object(value: Any) -> dict[str, str]:
             raise FieldError(f'The value of "{key}" must be non-empty text.')
         result[key] = item.strip()
     return result
+
+
+def _is_summary(value: Any, spec: Field) -> bool:
+    if not isinstance(value, Mapping):
+        return False
+    if spec.type == "json":
+        return bool(value) and all(isinstance(v, Mapping) and "configured" in v for v in value.values())
+    return "configured" in value
 
 
 def is_blank(value: Any) -> bool:
@@ -306,6 +314,44 @@ class Provider:
             return ConnectionResult.failed(exc.outcome, network_message(exc.outcome, cls.name, exc.detail))
         except CRMError as exc:
             return ConnectionResult.failed(exc.outcome, exc.message)
+
+    # --- the JSON API's names: derived here, used by the API, its document and its tests ----------
+
+    @classmethod
+    def api_path(cls, name: str) -> str:
+        """The JSON API's name for a field, e.g. "features.autoCreateInboxes"."""
+        spec = next((f for f in cls.fields() if f.name == name), None)
+        if spec is None:
+            return name
+        return f"{spec.group}.{spec.api_name}" if spec.group else spec.api_name
+
+    @classmethod
+    def values_from_api(cls, configuration: Mapping[str, Any]) -> dict[str, Any]:
+        """Schema values (snake_case) from an API configuration object. Unknown keys are ignored, so
+        nothing outside the schema (an owner, an id) can be assigned through it. A redacted secret
+        sent back as it was read ({"configured": true, ...}) means "keep the stored one"."""
+        values: dict[str, Any] = {}
+        for spec in cls.config_fields:
+            container = configuration.get(spec.group) if spec.group else configuration
+            if not isinstance(container, Mapping) or spec.api_name not in container:
+                continue
+            value = container[spec.api_name]
+            if spec.sensitive and _is_summary(value, spec):
+                continue
+            values[spec.name] = value
+        return values
+
+    @classmethod
+    def values_to_api(cls, values: Mapping[str, Any], secret: Any) -> dict[str, Any]:
+        """An API configuration object; `secret(spec)` gives what may be shown of a sensitive field."""
+        result: dict[str, Any] = {"provider": cls.id}
+        for spec in cls.config_fields:
+            if spec.name not in values:
+                continue
+            value = secret(spec) if spec.sensitive else values[spec.name]
+            target = result.setdefault(spec.group, {}) if spec.group else result
+            target[spec.api_name] = value
+        return result
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

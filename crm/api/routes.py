@@ -1,0 +1,162 @@
+"""The JSON API of the setup guide: /api/dashboard/integrations/... and /api/dashboard/providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from flask_login import current_user, login_required
+
+from crm.api import bp
+from crm.api.body import APIError, json_body, json_response
+from crm.api.openapi import openapi_document
+from crm.api.present import integration_json, test_result_json
+from crm.auth.guards import public
+from crm.integrations import service
+from crm.providers import all_providers, get_provider
+from crm.providers.base import Provider
+
+NOT_FOUND = "Integration not found."
+
+
+def field_errors(provider: type[Provider] | None, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Service errors (schema names) as the API names them (camelCase, nested under their group)."""
+    if provider is None:
+        return errors
+    return {provider.api_path(name): messages for name, messages in errors.items()}
+
+
+def unprocessable(provider: type[Provider] | None, exc: service.ValidationFailed) -> APIError:
+    return APIError(422, exc.message, field_errors(provider, exc.fields))
+
+
+def check_type(body: dict[str, Any]) -> None:
+    if body.get("type", "CRM") != "CRM":
+        raise APIError(422, "Please correct the highlighted fields.", {"type": ["Only CRM integrations exist."]})
+
+
+def configuration_of(body: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    configuration = body.get("configuration")
+    if configuration is None and not required:
+        return {}
+    if not isinstance(configuration, dict):
+        raise APIError(422, "Please correct the highlighted fields.", {"configuration": ["Send an object."]})
+    return configuration
+
+
+def provider_of_body(configuration: dict[str, Any]) -> type[Provider]:
+    try:
+        return service.available_provider(configuration.get("provider"))
+    except service.ValidationFailed as exc:
+        raise unprocessable(None, exc) from None
+
+
+def find(integration_id: str):
+    try:
+        return service.get_integration(current_user, integration_id)
+    except service.IntegrationNotFound:
+        raise APIError(404, NOT_FOUND) from None
+
+
+@bp.after_request
+def no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/openapi.json")
+@public
+def openapi():
+    return json_response(openapi_document(current_app))
+
+
+@bp.get("/dashboard/providers")
+@login_required
+def providers():
+    return json_response({"providers": [p.describe() for p in all_providers()]})
+
+
+@bp.get("/dashboard/integrations")
+@login_required
+def list_integrations():
+    integrations = service.list_integrations(current_user)
+    return json_response({"integrations": [integration_json(i) for i in integrations]})
+
+
+@bp.post("/dashboard/integrations/create")
+@login_required
+def create_integration():
+    body = json_body()
+    check_type(body)
+    configuration = configuration_of(body)
+    provider = provider_of_body(configuration)
+    values = {"name": body.get("name"), **provider.values_from_api(configuration)}
+    try:
+        integration = service.create_integration(current_user, provider.id, values)
+    except service.ValidationFailed as exc:
+        raise unprocessable(provider, exc) from None
+    return json_response(integration_json(integration), 201)
+
+
+@bp.post("/dashboard/integrations/test")
+@login_required
+def test_integration():
+    body = json_body()
+    check_type(body)
+    integration_id = body.get("integrationId")
+    configuration = configuration_of(body, required=integration_id is None)
+    if integration_id is not None:
+        provider = get_provider(find(str(integration_id)).provider)
+        if configuration.get("provider", provider.id) != provider.id:
+            raise APIError(422, "Please correct the highlighted fields.", {"provider": ["It cannot change."]})
+    else:
+        provider = provider_of_body(configuration)
+    try:
+        result = service.test_connection(
+            current_user, provider.id, provider.values_from_api(configuration), integration_id
+        )
+    except service.ValidationFailed as exc:
+        raise unprocessable(provider, exc) from None
+    except service.IntegrationNotFound:
+        raise APIError(404, NOT_FOUND) from None
+    return json_response(test_result_json(result))
+
+
+@bp.get("/dashboard/integrations/<integration_id>")
+@login_required
+def get_integration(integration_id: str):
+    return json_response(integration_json(find(integration_id)))
+
+
+@bp.put("/dashboard/integrations/<integration_id>")
+@login_required
+def update_integration(integration_id: str):
+    provider = get_provider(find(integration_id).provider)
+    body = json_body()
+    configuration = configuration_of(body, required=False)
+    if configuration.get("provider", provider.id) != provider.id:
+        raise APIError(422, "Please correct the highlighted fields.", {"provider": ["It cannot change."]})
+    name, is_active = body.get("name"), body.get("isActive")
+    if is_active is not None and not isinstance(is_active, bool):
+        raise APIError(422, "Please correct the highlighted fields.", {"isActive": ["Send true or false."]})
+    try:
+        integration = service.update_integration(
+            current_user,
+            integration_id,
+            name=name,
+            is_active=is_active,
+            raw=provider.values_from_api(configuration) if "configuration" in body else None,
+        )
+    except service.ValidationFailed as exc:
+        raise unprocessable(provider, exc) from None
+    return json_response(integration_json(integration))
+
+
+@bp.delete("/dashboard/integrations/<integration_id>")
+@login_required
+def delete_integration(integration_id: str):
+    try:
+        service.delete_integration(current_user, integration_id)
+    except service.IntegrationNotFound:
+        raise APIError(404, NOT_FOUND) from None
+    return "", 204

@@ -1,0 +1,101 @@
+"""The authorization matrix, driven by the app's URL map: isolation, login and CSRF on every route."""
+
+import hashlib
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from crm.extensions import db
+from tests.authorization_matrix import BODIES, MATRIX
+from tests.conftest import APIClient, chatwoot_payload
+
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def routes(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def url_for_rule(rule, integration_id="00000000-0000-4000-8000-000000000000"):
+    values = {arg: (integration_id if arg.endswith("_id") else "app.css") for arg in rule.arguments}
+    return rule.build(values, append_unknown=False)[1]
+
+
+def send(client, rule, method, url, csrf=None):
+    headers = {"X-CSRFToken": csrf} if csrf else {}
+    body = BODIES.get(rule.endpoint)
+    if rule.endpoint.startswith("api."):
+        return client.open(url, method=method, json=body, headers=headers)
+    return client.open(url, method=method, data=body or {}, headers=headers)
+
+
+def row_fingerprint(integration_id):
+    row = db.session.execute(sa.text("select * from integrations where id = :id"), {"id": integration_id}).one()
+    return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()
+
+
+def test_every_route_is_classified(app):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert endpoints - set(MATRIX) == set(), "classify these routes in tests/authorization_matrix.py"
+    assert set(MATRIX) - endpoints == set(), "remove routes that no longer exist from the matrix"
+
+
+def test_owner_routes_hide_other_users_objects(app, api, bob_api):
+    victim = bob_api.post("/api/dashboard/integrations/create", json=chatwoot_payload()).get_json()["id"]
+    before = row_fingerprint(victim)
+    checked = 0
+    for rule, method in routes(app):
+        if MATRIX[rule.endpoint] != "owner":
+            continue
+        foreign = send(api.client, rule, method, url_for_rule(rule, victim), api.csrf)
+        unknown = send(api.client, rule, method, url_for_rule(rule), api.csrf)
+        assert foreign.status_code == 404, (rule.rule, method)
+        assert foreign.get_data() == unknown.get_data(), (rule.rule, method)
+        checked += 1
+    db.session.expire_all()
+    assert row_fingerprint(victim) == before
+    assert checked >= 3
+
+
+def test_non_public_routes_need_a_session(app, client):
+    for rule, method in routes(app):
+        if MATRIX[rule.endpoint] == "public":
+            continue
+        response = send(client, rule, method, url_for_rule(rule))
+        if rule.endpoint.startswith("api."):
+            assert response.status_code == 401, (rule.rule, method)
+            assert response.is_json
+        else:
+            assert response.status_code == 302, (rule.rule, method)
+            assert response.headers["Location"].startswith("/login")
+
+
+def test_state_changing_routes_need_the_csrf_token(app, alice, dns):
+    api = APIClient(app.test_client(), alice.email)
+    mine = api.post("/api/dashboard/integrations/create", json=chatwoot_payload()).get_json()["id"]
+    before = row_fingerprint(mine)
+    checked = 0
+    for rule, method in routes(app):
+        if method not in STATE_CHANGING:
+            continue
+        response = send(api.client, rule, method, url_for_rule(rule, mine))
+        assert response.status_code == 400, (rule.rule, method)
+        body = response.get_data(as_text=True)
+        assert "CSRF" in body or "expired" in body
+        checked += 1
+    db.session.expire_all()
+    assert row_fingerprint(mine) == before
+    assert api.get("/api/dashboard/integrations").status_code == 200  # still logged in: logout was refused
+    assert checked >= 6
+
+
+@pytest.mark.parametrize("header", ["X-CSRFToken", "X-CSRF-Token"])
+def test_the_csrf_header_is_accepted(api, header):
+    response = api.client.post(
+        "/api/dashboard/integrations/create", json=chatwoot_payload(), headers={header: api.csrf}
+    )
+    assert response.status_code == 201
+    assert json.loads(response.get_data())["name"] == "Support"
