@@ -14,6 +14,16 @@ MATRIX = {
     "auth.register": "public",
     "auth.logout": "user",
     "integrations.index": "user",
+    "integrations.new": "user",
+    "integrations.choose_provider": "user",
+    "integrations.create": "user",
+    "integrations.test_new": "user",
+    "integrations.edit": "owner",
+    "integrations.test_edit": "owner",
+    "integrations.retest": "owner",
+    "integrations.toggle": "owner",
+    "integrations.delete": "owner",
+    "integrations.delete_now": "owner",
     "api.openapi": "public",
     "api.providers": "user",
     "api.list_integrations": "user",
@@ -29,4 +39,20 @@ BODIES = {
     "api.create_integration": {"name": "x", "type": "CRM", "configuration": {"provider": "CHATWOOT"}},
     "api.test_integration": {"type": "CRM", "configuration": {"provider": "CHATWOOT"}},
     "api.update_integration": {"name": "pwned", "isActive": False},
+    "integrations.edit": {"name": "pwned", "base_url": "https://chat.example.com", "account_id": "7"},
+    "integrations.test_edit": {"name": "pwned", "base_url": "https://chat.example.com", "account_id": "7"},
 }
+
+
+def url_for_rule(rule, integration_id="00000000-0000-4000-8000-000000000000"):
+    values = {"integration_id": integration_id, "provider_id": "CHATWOOT", "filename": "app.css"}
+    return rule.build({arg: values[arg] for arg in rule.arguments}, append_unknown=False)[1]
+
+
+def send(client, rule, method, url, csrf=None, body=None):
+    """Call a route as its own clients do: JSON for the API, form fields for pages."""
+    headers = {"X-CSRFToken": csrf} if csrf else {}
+    body = body if body is not None else BODIES.get(rule.endpoint)
+    if rule.endpoint.startswith("api."):
+        return client.open(url, method=method, json=body, headers=headers)
+    return client.open(url, method=method, data=body or {}, headers=headers)

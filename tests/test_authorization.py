@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm.extensions import db
-from tests.authorization_matrix import BODIES, MATRIX
+from tests.authorization_matrix import MATRIX, send, url_for_rule
 from tests.conftest import APIClient, chatwoot_payload
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -17,19 +17,6 @@ def routes(app):
     for rule in app.url_map.iter_rules():
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             yield rule, method
-
-
-def url_for_rule(rule, integration_id="00000000-0000-4000-8000-000000000000"):
-    values = {arg: (integration_id if arg.endswith("_id") else "app.css") for arg in rule.arguments}
-    return rule.build(values, append_unknown=False)[1]
-
-
-def send(client, rule, method, url, csrf=None):
-    headers = {"X-CSRFToken": csrf} if csrf else {}
-    body = BODIES.get(rule.endpoint)
-    if rule.endpoint.startswith("api."):
-        return client.open(url, method=method, json=body, headers=headers)
-    return client.open(url, method=method, data=body or {}, headers=headers)
 
 
 def row_fingerprint(integration_id):

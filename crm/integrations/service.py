@@ -344,3 +344,29 @@ def secret_summary(integration: Integration, spec: Field) -> dict[str, Any] | No
     if spec.type == "json":
         return {key: summary(f"{spec.name}.{key}") for key in stored}
     return summary(spec.name)
+
+
+def secret_hints(integration: Integration) -> dict[str, str]:
+    """For an edit form: what to say beside each stored secret's empty input."""
+    provider = provider_of(integration)
+    hints = {}
+    for spec in provider.sensitive_fields():
+        summary = secret_summary(integration, spec)
+        if summary is None:
+            continue
+        if spec.type == "json":
+            parts = [f"{key} ending in {info['last4']}" if "last4" in info else key for key, info in summary.items()]
+            hints[spec.name] = f"Saved: {', '.join(parts)}. Leave blank to keep them."
+        elif "last4" in summary:
+            hints[spec.name] = f"Saved, ending in {summary['last4']}. Leave blank to keep it."
+        else:
+            hints[spec.name] = "Saved. Leave blank to keep it."
+    return hints
+
+
+ENVIRONMENT_CHATWOOT = ("CHATWOOT_BASE_URL", "CHATWOOT_ACCOUNT_ID", "CHATWOOT_API_KEY")
+
+
+def environment_chatwoot_configured(config: Mapping[str, Any]) -> bool:
+    """The operator's platform-wide Chatwoot counts only when all three settings are present."""
+    return all(str(config.get(name) or "").strip() for name in ENVIRONMENT_CHATWOOT)
