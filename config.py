@@ -59,6 +59,13 @@ class Config:
     CRM_CONNECT_TIMEOUT = float(os.environ.get("CRM_CONNECT_TIMEOUT", "3"))
     CRM_TOTAL_TIMEOUT = float(os.environ.get("CRM_TOTAL_TIMEOUT", "10"))
     CRM_MAX_RESPONSE_BYTES = int(os.environ.get("CRM_MAX_RESPONSE_BYTES", str(1024 * 1024)))
+    CRM_MAX_INFLIGHT_PER_HOST = int(os.environ.get("CRM_MAX_INFLIGHT_PER_HOST", "8"))
+    CRM_SYNC_CONCURRENCY = int(os.environ.get("CRM_SYNC_CONCURRENCY", "8"))
+    CRM_RETRY_BASE_SECONDS = float(os.environ.get("CRM_RETRY_BASE_SECONDS", "1"))
+
+    # Background jobs: RQ on this Redis when set, else a thread of the web process.
+    REDIS_URL = os.environ.get("REDIS_URL", "")
+    CRM_QUEUE_NAME = os.environ.get("CRM_QUEUE_NAME", "crm")
 
 
 class DevelopmentConfig(Config):
@@ -84,6 +91,8 @@ class TestConfig(Config):
     CHATWOOT_BASE_URL = ""
     CHATWOOT_ACCOUNT_ID = ""
     CHATWOOT_API_KEY = ""
+    REDIS_URL = ""
+    CRM_RETRY_BASE_SECONDS = 0.01
 
 
 CONFIGS = {

@@ -74,11 +74,13 @@ def unauthorized():
 def register_blueprints(app: Flask) -> None:
     from crm.api import bp as api_bp
     from crm.auth import bp as auth_bp
+    from crm.contacts import bp as contacts_bp
     from crm.integrations import bp as integrations_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(integrations_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(contacts_bp)
 
 
 ERROR_MESSAGES = {

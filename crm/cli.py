@@ -1,14 +1,25 @@
 """`flask crm ...` and `flask generate-encryption-key`: thin shells over the service functions."""
 
+import threading
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from crm.auth.service import find_user
+from crm.contacts import service as contacts_service
 from crm.crypto import KEY_ENV, CredentialUnreadable, generate_key
 from crm.extensions import db
 from crm.integrations import service
-from crm.models import User
+from crm.models import SyncRun, User
+from crm.net import OutboundError
+from crm.operations.failures import describe_failure
+from crm.operations.jobs import run_worker
+from crm.operations.messages import send_message
+from crm.operations.resolver import NoCRMConfigured, environment_settings
+from crm.operations.sync import run_sync
 from crm.providers import all_providers
+from crm.providers.base import CRMError
 
 crm_cli = AppGroup("crm", help="Inspect and operate CRM integrations.")
 
@@ -66,3 +77,112 @@ def test_command(integration_id: str) -> None:
     click.echo(f"{result.outcome}: {result.message}")
     if not result.success:
         raise SystemExit(1)
+
+
+def user_or_fail(email: str):
+    user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"No user with email {email}.")
+    return user
+
+
+@crm_cli.command("import-env")
+@click.option("--user", "email", required=True, help="The user who gets the integration.")
+@click.option("--name", default="Chatwoot", show_default=True, help="The integration's name.")
+def import_env_command(email: str, name: str) -> None:
+    """Turn the CHATWOOT_* environment settings into this user's own integration."""
+    user = user_or_fail(email)
+    settings = environment_settings()
+    if settings is None:
+        raise click.ClickException("Set CHATWOOT_BASE_URL, CHATWOOT_ACCOUNT_ID and CHATWOOT_API_KEY first.")
+    base_url, account_id, token = settings
+    values = {"name": name, "base_url": base_url, "account_id": account_id, "api_key": token}
+    try:
+        integration = service.create_integration(user, "CHATWOOT", values)
+    except service.ValidationFailed as exc:
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.fields.items())
+        raise click.ClickException(problems) from None
+    click.echo(f"Created integration {integration.id} for {user.email} from the environment's Chatwoot.")
+    if integration.provision_message:
+        click.echo(integration.provision_message)
+
+
+@crm_cli.command("import-contacts")
+@click.option("--user", "email", required=True)
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+def import_contacts_command(email: str, csv_file) -> None:
+    """Import contacts from a CSV file with name,email,phone columns."""
+    report = contacts_service.import_csv(user_or_fail(email), csv_file.read())
+    click.echo(f"Imported {report.imported} contacts.")
+    for line, problem in report.errors:
+        click.echo(f"  line {line}: {problem}", err=True)
+    if report.errors:
+        raise SystemExit(1)
+
+
+@crm_cli.command("sync-contacts")
+@click.option("--user", "email", required=True)
+def sync_contacts_command(email: str) -> None:
+    """Sync a user's contacts to their CRM now, in the foreground, with a progress bar."""
+    user = user_or_fail(email)
+    run = SyncRun(user_id=user.id, status="queued")
+    db.session.add(run)
+    db.session.commit()
+    done = threading.Event()
+    worker = threading.Thread(target=_sync_in_thread, args=(current_app._get_current_object(), run.id, done))
+    worker.start()
+    with click.progressbar(length=1, label="Syncing contacts") as bar:
+        while not done.wait(0.2):
+            progress = _progress(run.id)
+            if progress:
+                bar.length = max(progress[1], 1)
+                bar.update(progress[0] - bar.pos)
+    worker.join()
+    db.session.expire_all()
+    run = db.session.get(SyncRun, run.id)
+    click.echo(
+        f"{run.status}: {run.created} created, {run.updated} updated, {run.unchanged} unchanged, "
+        f"{run.failed} failed{'; ' + run.message if run.message else ''}"
+    )
+    if run.status != "done" or run.failed:
+        raise SystemExit(1)
+
+
+def _sync_in_thread(app, run_id: str, done: threading.Event) -> None:
+    try:
+        with app.app_context():
+            run_sync(run_id)
+    finally:
+        done.set()
+
+
+def _progress(run_id: str) -> tuple[int, int] | None:
+    db.session.expire_all()
+    run = db.session.get(SyncRun, run_id)
+    return (run.done_count, run.total) if run and run.total else None
+
+
+@crm_cli.command("send-message")
+@click.option("--user", "email", required=True)
+@click.option("--to", "contact_email", required=True, help="The contact's email address.")
+@click.option("--text", required=True)
+def send_message_command(email: str, contact_email: str, text: str) -> None:
+    """Send a message to one of the user's contacts through their CRM."""
+    user = user_or_fail(email)
+    try:
+        contact = contacts_service.find_contact_by_email(user, contact_email)
+        sent = send_message(user, contact.id, text)
+    except contacts_service.ContactNotFound:
+        raise click.ClickException(f"{user.email} has no contact with email {contact_email}.") from None
+    except (NoCRMConfigured, CRMError, OutboundError, ValueError) as exc:
+        raise click.ClickException(describe_failure(exc)) from None
+    click.echo(f"Sent message {sent.message_id} in conversation {sent.conversation_id} via {sent.target}.")
+
+
+@crm_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+def worker_command(burst: bool) -> None:
+    """Run background jobs from Redis (REDIS_URL)."""
+    if not current_app.config.get("REDIS_URL"):
+        raise click.ClickException("Set REDIS_URL: without it, jobs run in a thread of the web process.")
+    run_worker(burst=burst)

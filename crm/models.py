@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm.extensions import db
@@ -51,6 +51,11 @@ class Integration(db.Model):
     # The last four characters of long secrets, kept at save time so pages never decrypt.
     secret_hints: Mapped[dict] = mapped_column(JSON, default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The one the platform acts through when the user has several (the first saved, by default).
+    is_primary: Mapped[bool] = mapped_column(default=False)
+    # Ids of what provisioning found or created in the CRM, e.g. {"inbox_id": 3, "agent_bot_id": 7}.
+    remote: Mapped[dict] = mapped_column(JSON, default=dict)
+    provision_message: Mapped[str | None] = mapped_column(Text)
     last_test_outcome: Mapped[str | None] = mapped_column(String(32))
     last_test_message: Mapped[str | None] = mapped_column(Text)
     last_tested_at: Mapped[datetime | None]
@@ -62,3 +67,60 @@ class Integration(db.Model):
     def __repr__(self) -> str:
         # Never the configuration: it holds sealed secrets.
         return f"<Integration {self.id} {self.provider}>"
+
+
+class Contact(db.Model):
+    __tablename__ = "contacts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Sync state: where it was last sent, its id there, and a hash of what was sent.
+    sync_target: Mapped[str | None] = mapped_column(String(64))
+    remote_id: Mapped[int | None]
+    synced_hash: Mapped[str | None] = mapped_column(String(64))
+    sync_error: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"<Contact {self.id}>"
+
+
+class SyncRun(db.Model):
+    """One contact sync; its state lives here so that any web process can show its progress."""
+
+    __tablename__ = "sync_runs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued running done failed interrupted
+    total: Mapped[int] = mapped_column(default=0)
+    created: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+    @property
+    def done_count(self) -> int:
+        return self.created + self.updated + self.unchanged + self.failed
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "failed", "interrupted")
+
+
+def find_owned(model: type[db.Model], owner: User, object_id: object):
+    """The `model` row with this id *and* this owner, or None. Every load of user data goes
+    through here (or filters on user_id itself), so no path reaches another user's row."""
+    try:
+        key = str(uuid.UUID(str(object_id)))
+    except ValueError:
+        return None
+    return db.session.scalars(select(model).where(model.id == key, model.user_id == owner.id)).first()

@@ -2,7 +2,8 @@
 
 - public: anyone may call it;
 - user: needs a session;
-- owner: needs a session and acts on an object of the session's user, named by an id in the URL.
+- owner: needs a session and acts on an integration of the session's user, named by its id in the URL;
+- contact, run: the same for a contact, or a sync run.
 
 A route missing here fails tests/test_authorization.py, so a new route cannot ship unclassified.
 """
@@ -24,6 +25,15 @@ MATRIX = {
     "integrations.toggle": "owner",
     "integrations.delete": "owner",
     "integrations.delete_now": "owner",
+    "integrations.make_primary": "owner",
+    "contacts.index": "user",
+    "contacts.add": "user",
+    "contacts.edit": "contact",
+    "contacts.delete": "contact",
+    "contacts.import_csv": "user",
+    "contacts.sync": "user",
+    "contacts.sync_progress": "run",
+    "contacts.message": "contact",
     "api.openapi": "public",
     "api.providers": "user",
     "api.list_integrations": "user",
@@ -45,7 +55,13 @@ BODIES = {
 
 
 def url_for_rule(rule, integration_id="00000000-0000-4000-8000-000000000000"):
-    values = {"integration_id": integration_id, "provider_id": "CHATWOOT", "filename": "app.css"}
+    values = {
+        "integration_id": integration_id,
+        "provider_id": "CHATWOOT",
+        "filename": "app.css",
+        "contact_id": integration_id,
+        "run_id": integration_id,
+    }
     return rule.build({arg: values[arg] for arg in rule.arguments}, append_unknown=False)[1]
 
 

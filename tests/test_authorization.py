@@ -6,7 +6,9 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from crm.contacts.service import create_contact
 from crm.extensions import db
+from crm.models import SyncRun
 from tests.authorization_matrix import MATRIX, send, url_for_rule
 from tests.conftest import APIClient, chatwoot_payload
 
@@ -19,8 +21,8 @@ def routes(app):
             yield rule, method
 
 
-def row_fingerprint(integration_id):
-    row = db.session.execute(sa.text("select * from integrations where id = :id"), {"id": integration_id}).one()
+def row_fingerprint(table, object_id):
+    row = db.session.execute(sa.text(f"select * from {table} where id = :id"), {"id": object_id}).one()
     return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()
 
 
@@ -30,21 +32,36 @@ def test_every_route_is_classified(app):
     assert set(MATRIX) - endpoints == set(), "remove routes that no longer exist from the matrix"
 
 
-def test_owner_routes_hide_other_users_objects(app, api, bob_api):
-    victim = bob_api.post("/api/dashboard/integrations/create", json=chatwoot_payload()).get_json()["id"]
-    before = row_fingerprint(victim)
+def test_object_routes_hide_other_users_objects(app, api, bob_api, bob):
+    victims = {
+        "owner": (
+            "integrations",
+            bob_api.post("/api/dashboard/integrations/create", json=chatwoot_payload()).get_json()["id"],
+        ),
+        "contact": ("contacts", create_contact(bob, {"name": "Bob's friend", "email": "friend@example.com"}).id),
+        "run": ("sync_runs", make_run(bob)),
+    }
+    before = {kind: row_fingerprint(*victim) for kind, victim in victims.items()}
     checked = 0
     for rule, method in routes(app):
-        if MATRIX[rule.endpoint] != "owner":
+        kind = MATRIX[rule.endpoint]
+        if kind not in victims:
             continue
-        foreign = send(api.client, rule, method, url_for_rule(rule, victim), api.csrf)
+        foreign = send(api.client, rule, method, url_for_rule(rule, victims[kind][1]), api.csrf)
         unknown = send(api.client, rule, method, url_for_rule(rule), api.csrf)
         assert foreign.status_code == 404, (rule.rule, method)
         assert foreign.get_data() == unknown.get_data(), (rule.rule, method)
         checked += 1
     db.session.expire_all()
-    assert row_fingerprint(victim) == before
-    assert checked >= 3
+    assert {kind: row_fingerprint(*victim) for kind, victim in victims.items()} == before
+    assert checked >= 15
+
+
+def make_run(owner) -> str:
+    run = SyncRun(user_id=owner.id, status="done")
+    db.session.add(run)
+    db.session.commit()
+    return run.id
 
 
 def test_non_public_routes_need_a_session(app, client):
@@ -63,7 +80,7 @@ def test_non_public_routes_need_a_session(app, client):
 def test_state_changing_routes_need_the_csrf_token(app, alice, dns):
     api = APIClient(app.test_client(), alice.email)
     mine = api.post("/api/dashboard/integrations/create", json=chatwoot_payload()).get_json()["id"]
-    before = row_fingerprint(mine)
+    before = row_fingerprint("integrations", mine)
     checked = 0
     for rule, method in routes(app):
         if method not in STATE_CHANGING:
@@ -74,7 +91,7 @@ def test_state_changing_routes_need_the_csrf_token(app, alice, dns):
         assert "CSRF" in body or "expired" in body
         checked += 1
     db.session.expire_all()
-    assert row_fingerprint(mine) == before
+    assert row_fingerprint("integrations", mine) == before
     assert api.get("/api/dashboard/integrations").status_code == 200  # still logged in: logout was refused
     assert checked >= 6
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from crm.htmx import htmx_event, is_htmx, render, toast
 from crm.integrations import bp, service
 from crm.integrations.advice import advice_for
 from crm.integrations.forms import build_form
+from crm.operations.resolver import environment_settings, operational_integration
 from crm.providers import all_providers, get_provider
 from crm.providers.base import Provider
 from crm.providers.registry import UnknownProvider
@@ -52,8 +53,8 @@ def list_context() -> dict:
     return {
         "integrations": integrations,
         "provider_of": get_provider,
-        "has_active": any(i.is_active for i in integrations),
-        "environment_chatwoot": service.environment_chatwoot_configured(current_app.config),
+        "operational": operational_integration(current_user),
+        "environment_chatwoot": environment_settings() is not None,
     }
 
 
@@ -216,6 +217,14 @@ def card(integration_id: str, triggers=None):
     return render(
         "integrations/index.html", "integrations/_card.html", 200, triggers, integration=integration, **context
     )
+
+
+@bp.post("/<integration_id>/primary")
+@login_required
+def make_primary(integration_id: str):
+    integration = owned(integration_id)
+    service.make_primary(current_user, integration.id)
+    return done(f"{integration.name} is now your primary integration.")
 
 
 @bp.route("/<integration_id>/delete", methods=["GET", "POST"])

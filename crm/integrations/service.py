@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed
 from crm.extensions import db
-from crm.models import Integration, User, utcnow
+from crm.models import Integration, User, find_owned, utcnow
 from crm.net import BlockedDestination, DNSFailure, GuardedClient, InvalidURL
 from crm.providers import get_provider
 from crm.providers.base import ConnectionResult, Field, Provider, is_blank, network_message, origin
@@ -55,12 +55,7 @@ def list_integrations(owner: User) -> list[Integration]:
 
 
 def get_integration(owner: User, integration_id: object) -> Integration:
-    try:
-        key = str(uuid.UUID(str(integration_id)))
-    except ValueError:
-        raise IntegrationNotFound(integration_id) from None
-    query = select(Integration).where(Integration.id == key, Integration.user_id == owner.id)
-    integration = db.session.scalars(query).first()
+    integration = find_owned(Integration, owner, integration_id)
     if integration is None:
         raise IntegrationNotFound(integration_id)
     return integration
@@ -211,9 +206,17 @@ def create_integration(owner: User, provider_id: str, raw: Mapping[str, Any]) ->
         id=str(uuid.uuid4()), user_id=owner.id, type=INTEGRATION_TYPE, provider=provider.id, is_active=True
     )
     _apply(integration, provider, values)
+    integration.is_primary = not any(i.is_primary for i in list_integrations(owner))
     db.session.add(integration)
     db.session.commit()
+    _provision(owner, integration)
     return integration
+
+
+def _provision(owner: User, integration: Integration) -> None:
+    from crm.operations.provisioning import provision  # provisioning calls back into this module
+
+    provision(owner, integration)
 
 
 def update_integration(
@@ -237,16 +240,31 @@ def update_integration(
         _apply(integration, provider, candidate)
         # A changed configuration has not been tested yet.
         integration.last_test_outcome = integration.last_test_message = integration.last_tested_at = None
+    activated = is_active is not None and bool(is_active) and not integration.is_active
     if is_active is not None:
         integration.is_active = bool(is_active)
     integration.updated_at = utcnow()
     db.session.commit()
+    if raw is not None or activated:
+        _provision(owner, integration)
     return integration
+
+
+def make_primary(owner: User, integration_id: object) -> Integration:
+    chosen = get_integration(owner, integration_id)
+    for integration in list_integrations(owner):
+        integration.is_primary = integration.id == chosen.id
+    db.session.commit()
+    return chosen
 
 
 def delete_integration(owner: User, integration_id: object) -> None:
     integration = get_integration(owner, integration_id)
     db.session.delete(integration)
+    if integration.is_primary:
+        remaining = [i for i in list_integrations(owner) if i.id != integration.id]
+        if remaining:
+            remaining[0].is_primary = True  # the oldest one takes over
     db.session.commit()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from typing import Any
@@ -25,12 +26,21 @@ class ChatwootAPI:
 
     name = "Chatwoot"
 
-    def __init__(self, http: GuardedClient, base_url: str, account_id: int, token: str, deadline: float | None = None):
+    def __init__(
+        self,
+        http: GuardedClient,
+        base_url: str,
+        account_id: int,
+        token: str,
+        deadline: float | None = None,
+        retry_base: float = 1.0,
+    ):
         self.http = http
         self.base_url = base_url
         self.account_id = account_id
         self.token = token
         self.deadline = deadline
+        self.retry_base = retry_base
         self.token_header = TOKEN_HEADERS[0]
 
     def call(self, method: str, path: str, *, json: Any = None, authenticated: bool = True) -> Response:
@@ -46,6 +56,23 @@ class ChatwootAPI:
             headers[self.token_header] = self.token
             response = self.http.request(method, url, headers=headers, json=json, deadline=self.deadline)
         return response
+
+    def patient_call(self, method: str, path: str, *, json: Any = None, retries: int = 5) -> Response:
+        """A call that waits out throttling: Chatwoot answers 429 "Retry later" with no Retry-After,
+        so back off exponentially, with jitter so that parallel workers do not retry in step."""
+        for attempt in range(retries + 1):
+            response = self.call(method, path, json=json)
+            if response.status != 429 or attempt == retries:
+                return response
+            time.sleep(min(60.0, self.retry_base * 2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311
+        return response
+
+    def account_call(self, method: str, *parts: str | int, json: Any = None, query: str = "") -> Any:
+        """An account-scoped call whose success is any 2xx; answers the JSON body (or None)."""
+        response = self.patient_call(method, self.account_path(*parts) + query, json=json)
+        if 200 <= response.status < 300 and not response.body.strip():
+            return None  # e.g. set_agent_bot answers `head :ok`
+        return self.expect_json(response)
 
     def account_path(self, *parts: str | int) -> str:
         return "/".join(["api/v1/accounts", str(self.account_id), *map(str, parts)])

@@ -23,6 +23,8 @@ def register(page, base: str, email: str) -> None:
     page.get_by_label("Repeat password").fill(PASSWORD)
     page.locator("main").get_by_role("button", name="Create account").click()
     expect(page).to_have_url(f"{base}/dashboard/integrations")
+    # A click before htmx has loaded is a plain link (which works too); these tests want the modal.
+    page.wait_for_load_state("load")
 
 
 def fill_chatwoot(page, chatwoot, token: str, name: str = "Support desk") -> None:
@@ -212,8 +214,9 @@ def test_readable_on_a_phone(page_factory, live_server):
     page.get_by_role("button", name="+ Add Integration").click()
     page.locator("dialog").get_by_role("link", name=re.compile("CRM Integration")).click()
     dialog = page.locator("dialog#integration-modal")
+    expect(dialog.get_by_role("heading", name="CRM Integration")).to_be_visible()
     box = dialog.locator("article").bounding_box()
     assert box is not None and box["width"] <= 390
     overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
-    assert not overflow
+    assert not overflow, page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     assert recorder.problems == []

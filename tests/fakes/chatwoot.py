@@ -7,6 +7,7 @@ import itertools
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -35,6 +36,8 @@ class Account:
     contacts: dict[int, dict] = field(default_factory=dict)
     conversations: dict[int, dict] = field(default_factory=dict)
     messages: list[dict] = field(default_factory=list)
+    # Unique keys (as Chatwoot's indexes): identifier exact, email and phone case-insensitive.
+    index: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +68,10 @@ class FakeChatwoot(FakeServer):
         self.api_only = False  # CW_API_ONLY_SERVER: no HTML dashboard under /app
         self.faults: list[tuple[str, str, int, Any]] = []  # (method, path regex, status, body) to answer once
         self.rate_limit_remaining: int | None = None  # answer 429 "Retry later" once it reaches 0
+        self.throttle_every: int = 0  # answer 429 to every n-th request (a busy server)
+        self.create_then_fail = 0  # the next n contact creates happen, then answer 500 (a lost answer)
+        self.delay = 0.0  # seconds added to every answer
+        self.count = 0
 
     # --- test setup -------------------------------------------------------------------------
 
@@ -81,6 +88,23 @@ class FakeChatwoot(FakeServer):
             self.tokens[token] = UserRecord(uid, f"User {uid}", f"user{uid}@example.com", roles, is_bot)
         return token
 
+    def add_remote_contact(self, account: Account, **fields: Any) -> dict:
+        """A contact that exists in Chatwoot already (made there by someone else)."""
+        with self.lock:
+            contact = {
+                "id": fields.pop("id", None) or next(self.ids),
+                "name": None,
+                "email": None,
+                "phone_number": None,
+                "identifier": None,
+                **fields,
+            }
+            account.contacts[contact["id"]] = contact
+            for key in ("email", "phone_number", "identifier"):
+                if contact.get(key):
+                    account.index[self._key(key, contact[key])] = contact["id"]
+            return contact
+
     def fail_next(self, method: str, path: str, status: int, body: Any = None) -> None:
         self.faults.append((method, path, status, body))
 
@@ -88,6 +112,13 @@ class FakeChatwoot(FakeServer):
 
     def dispatch(self, h: ChatwootHandler) -> None:
         body = h.read_json()
+        with self.lock:
+            self.count += 1
+            throttled = self.throttle_every and self.count % self.throttle_every == 0
+        if self.delay:
+            time.sleep(self.delay)
+        if throttled:
+            return h.send_body(429, b"Retry later\n", "text/plain")
         path = urlsplit(h.path).path.rstrip("/") or "/"
         query = parse_qs(urlsplit(h.path).query)
         for fault in list(self.faults):
@@ -102,6 +133,10 @@ class FakeChatwoot(FakeServer):
             if self.rate_limit_remaining <= 0:
                 return h.send_body(429, b"Retry later\n", "text/plain")  # rack-attack: no Retry-After
             self.rate_limit_remaining -= 1
+        if path == "/__stats":  # for the benchmark: how many requests this server answered
+            return h.send_json(
+                200, {"count": self.count, "contacts": sum(len(a.contacts) for a in self.accounts.values())}
+            )
         if path == "/api" and h.command == "GET":
             return h.send_json(
                 200,
@@ -340,6 +375,10 @@ class FakeChatwoot(FakeServer):
                 return False
         return bool(conditions)
 
+    @staticmethod
+    def _key(name: str, value: str) -> tuple[str, str]:
+        return (name, value if name == "identifier" else value.lower())
+
     def save_contact(self, h, account: Account, contact: dict | None, body: dict) -> None:
         fields = {k: body[k] for k in ("name", "email", "phone_number", "identifier") if k in body}
         if fields.get("email") is not None:
@@ -349,15 +388,13 @@ class FakeChatwoot(FakeServer):
             errors.append(("phone_number", "Phone number should be in e164 format"))
         for key, label in (("email", "Email"), ("phone_number", "Phone number"), ("identifier", "Identifier")):
             value = fields.get(key)
-            if not value:
-                continue
-            for other in account.contacts.values():
-                same = other[key] == value if key == "identifier" else (other.get(key) or "").lower() == value.lower()
-                if other is not contact and same:
-                    errors.append((key, f"{label} has already been taken"))
+            owner = account.index.get(self._key(key, value)) if value else None
+            if owner is not None and (contact is None or owner != contact["id"]):
+                errors.append((key, f"{label} has already been taken"))
         if errors:
             return h.send_json(422, {"message": ", ".join(m for _, m in errors), "attributes": [k for k, _ in errors]})
-        if contact is None:
+        created = contact is None
+        if created:
             contact = {
                 "id": next(self.ids),
                 "name": None,
@@ -368,10 +405,39 @@ class FakeChatwoot(FakeServer):
                 "additional_attributes": {},
                 "custom_attributes": {},
             }
-            contact.update(fields)
-            account.contacts[contact["id"]] = contact
-            return h.send_json(
-                200, {"payload": {"contact": contact, "contact_inbox": {"inbox": None, "source_id": None}}}
-            )
+        for key in ("email", "phone_number", "identifier"):
+            if key in fields and contact.get(key):
+                account.index.pop(self._key(key, contact[key]), None)
         contact.update(fields)
-        return h.send_json(200, {"payload": contact})
+        for key in ("email", "phone_number", "identifier"):
+            if contact.get(key):
+                account.index[self._key(key, contact[key])] = contact["id"]
+        account.contacts[contact["id"]] = contact
+        if not created:
+            return h.send_json(200, {"payload": contact})
+        if self.create_then_fail > 0:
+            self.create_then_fail -= 1
+            return h.send_json(500, {"status": 500, "error": "Internal Server Error"})
+        return h.send_json(200, {"payload": {"contact": contact, "contact_inbox": {"inbox": None, "source_id": None}}})
+
+
+def main() -> None:
+    """Serve a fake Chatwoot on its own (for the benchmark): prints `port token account_id`."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="time each answer takes, like a real server")
+    server = FakeChatwoot()
+    server.delay = parser.parse_args().delay_ms / 1000
+    account = server.add_account("Bench")
+    token = server.add_user({account.id: "administrator"})
+    print(server.port, token, account.id, flush=True)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
