@@ -31,3 +31,9 @@ def htmx_event(status: int = 204, **triggers: Any):
 
 def toast(message: str, category: str = "success") -> dict[str, str]:
     return {"message": message, "category": category}
+
+
+def no_store(response):
+    """For blueprints whose answers describe stored credentials or contacts: never cached."""
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -12,6 +12,7 @@ from crm.api.body import APIError, json_body, json_response
 from crm.api.openapi import openapi_document
 from crm.api.present import integration_json, test_result_json
 from crm.auth.guards import public
+from crm.htmx import no_store
 from crm.integrations import service
 from crm.providers import all_providers, get_provider
 from crm.providers.base import Provider
@@ -58,10 +59,7 @@ def find(integration_id: str):
         raise APIError(404, NOT_FOUND) from None
 
 
-@bp.after_request
-def no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
+bp.after_request(no_store)
 
 
 @bp.get("/openapi.json")

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 
 from crm.contacts import bp, service
 from crm.contacts.forms import ContactForm, ImportForm, MessageForm
-from crm.htmx import is_htmx, render
+from crm.htmx import is_htmx, no_store, render
 from crm.net import OutboundError
 from crm.operations import jobs
 from crm.operations.failures import describe_failure
@@ -39,10 +39,7 @@ def page(form=None, import_form=None, report=None, status: int = 200):
     )
 
 
-@bp.after_request
-def no_store(response):
-    response.headers["Cache-Control"] = "no-store"
-    return response
+bp.after_request(no_store)
 
 
 @bp.get("")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
-from crm.htmx import htmx_event, is_htmx, render, toast
+from crm.htmx import htmx_event, is_htmx, no_store, render, toast
 from crm.integrations import bp, service
 from crm.integrations.advice import advice_for
 from crm.integrations.forms import build_form
@@ -20,10 +20,7 @@ from crm.providers.registry import UnknownProvider
 CHANGED = "integrations:changed"
 
 
-@bp.after_request
-def no_store(response):
-    response.headers["Cache-Control"] = "no-store"  # these pages describe stored credentials
-    return response
+bp.after_request(no_store)
 
 
 def owned(integration_id: str):
