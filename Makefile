@@ -25,6 +25,11 @@ install-dev: $(VENV)/.installed-dev
 .env:
 	$(PYTHON) scripts/init_env.py
 
+serve: install .env
+	mkdir -p instance
+	$(FLASK) db upgrade
+	$(BIN)/gunicorn -c gunicorn.conf.py app:app
+
 run: install .env
 	mkdir -p instance
 	$(FLASK) db upgrade

@@ -67,12 +67,24 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL", "")
     CRM_QUEUE_NAME = os.environ.get("CRM_QUEUE_NAME", "crm")
 
+    # Rate limits hold across processes only with shared storage.
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_LIMIT = os.environ.get("LOGIN_LIMIT", "10 per minute;100 per hour")
+    REGISTER_LIMIT = os.environ.get("REGISTER_LIMIT", "5 per minute;30 per hour")
+    TEST_CONNECTION_LIMIT = os.environ.get("TEST_CONNECTION_LIMIT", "10 per minute;100 per day")
+    API_WRITE_LIMIT = os.environ.get("API_WRITE_LIMIT", "60 per minute")
+    # How many proxies in front of the app set X-Forwarded-For/-Proto (0: none; trust no such header).
+    PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0"))
+    HSTS = False
+
 
 class DevelopmentConfig(Config):
     DEBUG = False  # the Werkzeug debugger can run code: opt in with `flask run --debug`
 
 
 class ProductionConfig(Config):
+    HSTS = True
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-session"
     REMEMBER_COOKIE_SECURE = True
@@ -92,6 +104,7 @@ class TestConfig(Config):
     CHATWOOT_ACCOUNT_ID = ""
     CHATWOOT_API_KEY = ""
     REDIS_URL = ""
+    RATELIMIT_STORAGE_URI = "memory://"
     CRM_RETRY_BASE_SECONDS = 0.01
 
 

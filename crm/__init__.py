@@ -9,11 +9,12 @@ from flask import Flask, flash, redirect, render_template, request, url_for
 from flask import make_response as app_response
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from crm.api.body import APIError, is_api_request, json_response
 from crm.auth.guards import login_first
 from crm.crypto import CredentialUnreadable, KeyConfigError, Keyring
-from crm.extensions import csrf, db, login_manager, migrate
+from crm.extensions import csrf, db, limiter, login_manager, migrate
 from crm.net import client_from_config
 
 
@@ -25,6 +26,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     app.config.update(overrides or {})
     check_config(app)
     register_extensions(app)
+    register_security_headers(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -42,7 +44,11 @@ def check_config(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    if app.config.get("PROXY_COUNT"):
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
     app.extensions["crm_http"] = client_from_config(app.config)
+    limiter.init_app(app)
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, compare_type=True)
     # Registered before CSRFProtect: a request without a session hears "log in", not a CSRF error.
@@ -57,8 +63,8 @@ def register_extensions(app: Flask) -> None:
     from crm.models import User
 
     @login_manager.user_loader
-    def load_user(user_id: str):
-        return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    def load_user(session_token: str):
+        return db.session.scalars(db.select(User).where(User.session_token == session_token)).first()
 
 
 LOGIN_FIRST = "Log in first: this API uses the session cookie of /login."
@@ -69,6 +75,38 @@ def unauthorized():
         return json_response({"error": LOGIN_FIRST}, 401)
     flash(login_manager.login_message, login_manager.login_message_category)
     return redirect(url_for(login_manager.login_view))
+
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",  # no inline scripts or handlers: htmx is configured by its meta tag
+        "style-src 'self'",
+        "img-src 'self' data:",  # Pico CSS draws checkboxes and selects with data: SVGs
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+
+def register_security_headers(app: Flask) -> None:
+    """On every response, errors included."""
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        # Not no-referrer: Flask-WTF's HTTPS CSRF check needs a same-origin Referer.
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if app.config.get("HSTS"):
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
 
 
 def register_blueprints(app: Flask) -> None:
@@ -90,6 +128,7 @@ ERROR_MESSAGES = {
     405: "That method is not allowed here.",
     413: "That request is too large.",
     415: "That content type is not accepted here.",
+    429: "Too many attempts: wait a minute, then try again.",
     500: "Something went wrong on our side. Please try again.",
 }
 CSRF_MESSAGE = "Your form expired or was sent from elsewhere. Reload the page and try again."

@@ -6,6 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from crm import audit, keys
 from crm.auth.service import find_user
 from crm.contacts import service as contacts_service
 from crm.crypto import KEY_ENV, CredentialUnreadable, generate_key
@@ -186,3 +187,44 @@ def worker_command(burst: bool) -> None:
     if not current_app.config.get("REDIS_URL"):
         raise click.ClickException("Set REDIS_URL: without it, jobs run in a thread of the web process.")
     run_worker(burst=burst)
+
+
+@crm_cli.command("key-status")
+def key_status_command() -> None:
+    """How many stored values each encryption key id still protects."""
+    ring = service.keyring()
+    counts = keys.key_status()
+    for kid in dict.fromkeys([ring.primary_kid, *ring.kids, *counts]):
+        role = "current" if kid == ring.primary_kid else ("old, decrypt only" if kid in ring.kids else "not configured")
+        click.echo(f"{kid}  {counts.get(kid, 0):>6} values  ({role})")
+    leftover = sum(n for kid, n in counts.items() if kid != ring.primary_kid)
+    if leftover:
+        click.echo(f"{leftover} values still need `flask crm rotate-key` before an old key can go.")
+    else:
+        click.echo("Every value uses the current key: old keys may be removed.")
+
+
+@crm_cli.command("rotate-key")
+@click.option("--batch-size", default=100, show_default=True, help="Rows re-encrypted per transaction.")
+def rotate_key_command(batch_size: int) -> None:
+    """Re-encrypt every stored secret under INTEGRATION_ENCRYPTION_KEY (resumable, idempotent)."""
+    report = keys.rotate(batch_size=batch_size)
+    click.echo(
+        f"Re-encrypted {report.values_resealed} values in {report.rows_changed} integrations "
+        f"({report.batches} batches)."
+    )
+
+
+@crm_cli.command("audit")
+@click.option("--user", "email", help="Only this user's events.")
+@click.option("--limit", default=200, show_default=True)
+def audit_command(email: str | None, limit: int) -> None:
+    """Print the audit log, newest first (never a secret)."""
+    events = audit.history(user_or_fail(email), limit=limit) if email else audit.all_events(limit)
+    emails = {u.id: u.email for u in db.session.scalars(db.select(User))}
+    for event in events:
+        click.echo(
+            f"{event.created_at:%Y-%m-%d %H:%M:%S}  {emails.get(event.user_id, '-'):<24} {event.action:<13} "
+            f"{event.provider or '-':<9} {event.outcome or '-':<24} {event.integration_id or '-':<36} "
+            f"{event.client or '-'}{'  ' + event.detail if event.detail else ''}"
+        )

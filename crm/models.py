@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime
 
@@ -27,11 +28,20 @@ class User(UserMixin, db.Model):
     # Stored lower-cased; the unique index then makes addresses unique case-insensitively.
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(256))
+    # What the session cookie names instead of the id; a new one at logout makes every earlier
+    # cookie of this user worthless (Flask's signed cookies cannot be revoked otherwise).
+    session_token: Mapped[str] = mapped_column(String(64), unique=True, default=lambda: secrets.token_hex(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     integrations: Mapped[list[Integration]] = relationship(
         back_populates="owner", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    def get_id(self) -> str:
+        return self.session_token
+
+    def end_sessions(self) -> None:
+        self.session_token = secrets.token_hex(16)
 
     def __repr__(self) -> str:
         return f"<User {self.id}>"
@@ -114,6 +124,23 @@ class SyncRun(db.Model):
     @property
     def finished(self) -> bool:
         return self.status in ("done", "failed", "interrupted")
+
+
+class AuditEvent(db.Model):
+    """Who did what to which integration, from where, and how it went. Never a secret."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    # No foreign key: the history of a deleted integration stays readable.
+    integration_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(255))
+    client: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 def find_owned(model: type[db.Model], owner: User, object_id: object):

@@ -26,6 +26,7 @@ MATRIX = {
     "integrations.delete": "owner",
     "integrations.delete_now": "owner",
     "integrations.make_primary": "owner",
+    "integrations.history": "owner",
     "contacts.index": "user",
     "contacts.add": "user",
     "contacts.edit": "contact",

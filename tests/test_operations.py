@@ -237,9 +237,16 @@ def test_a_sync_killed_halfway_resumes_without_duplicates(app, alice, allow_loca
     db.session.expire_all()
     resumed = sync_now(alice)
     assert resumed.failed == 0
-    remote = list(chatwoot.account.contacts.values())
-    assert len(remote) == 300  # exactly one remote contact per local contact
-    assert sorted(c["identifier"] for c in remote) == sorted(c.id for c in contacts.list_contacts(alice))
+    local = {c.id: c for c in contacts.list_contacts(alice)}
+    remote = [
+        c
+        for c in chatwoot.account.contacts.values()
+        if c["identifier"] in local or c["email"] in {x.email for x in local.values()}
+    ]
+    # Exactly one remote contact per local contact: by our identifier, and by email.
+    assert sorted(c["identifier"] for c in remote) == sorted(local)
+    assert len({c["email"] for c in remote}) == len(remote) == 300
+    assert all(chatwoot.account.contacts[local[c["identifier"]].remote_id] is c for c in remote)
     assert all(c.remote_id and c.synced_hash for c in contacts.list_contacts(alice))
 
 

@@ -34,6 +34,10 @@ ERRORS = {
     "413": error_response(f"The body is larger than {MAX_BODY_BYTES // 1024} KiB."),
     "415": error_response("The body is not application/json."),
     "422": error_response("Invalid values; `fields` names each one.", with_fields=True),
+    "429": {
+        **error_response("Too many requests; wait for Retry-After seconds."),
+        "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait."}},
+    },
 }
 
 
@@ -254,7 +258,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     **write,
                     "requestBody": body("CreateIntegration"),
                     "responses": responses(
-                        {"201": {"description": "Created", **integration}}, "400", "413", "415", "422"
+                        {"201": {"description": "Created", **integration}}, "400", "413", "415", "422", "429"
                     ),
                 }
             },
@@ -271,6 +275,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                         "413",
                         "415",
                         "422",
+                        "429",
                     ),
                 }
             },
@@ -285,13 +290,13 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     **write,
                     "requestBody": body("UpdateIntegration"),
                     "responses": responses(
-                        {"200": {"description": "Updated", **integration}}, "400", "404", "413", "415", "422"
+                        {"200": {"description": "Updated", **integration}}, "400", "404", "413", "415", "422", "429"
                     ),
                 },
                 "delete": {
                     "summary": "Delete an integration",
                     **write,
-                    "responses": responses({"204": {"description": "Deleted"}}, "400", "404"),
+                    "responses": responses({"204": {"description": "Deleted"}}, "400", "404", "429"),
                 },
             },
         },

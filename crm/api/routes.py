@@ -7,6 +7,7 @@ from typing import Any
 from flask import current_app
 from flask_login import current_user, login_required
 
+from crm import limits
 from crm.api import bp
 from crm.api.body import APIError, json_body, json_response
 from crm.api.openapi import openapi_document
@@ -83,6 +84,7 @@ def list_integrations():
 
 @bp.post("/dashboard/integrations/create")
 @login_required
+@limits.api_write
 def create_integration():
     body = json_body()
     check_type(body)
@@ -98,6 +100,7 @@ def create_integration():
 
 @bp.post("/dashboard/integrations/test")
 @login_required
+@limits.test_connection
 def test_integration():
     body = json_body()
     check_type(body)
@@ -128,6 +131,7 @@ def get_integration(integration_id: str):
 
 @bp.put("/dashboard/integrations/<integration_id>")
 @login_required
+@limits.api_write
 def update_integration(integration_id: str):
     provider = get_provider(find(integration_id).provider)
     body = json_body()
@@ -152,6 +156,7 @@ def update_integration(integration_id: str):
 
 @bp.delete("/dashboard/integrations/<integration_id>")
 @login_required
+@limits.api_write
 def delete_integration(integration_id: str):
     try:
         service.delete_integration(current_user, integration_id)

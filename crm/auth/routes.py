@@ -1,10 +1,12 @@
 from flask import flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
+from crm import limits
 from crm.auth import bp
 from crm.auth.forms import LoginForm, RegisterForm
 from crm.auth.guards import public
 from crm.auth.service import AccountError, authenticate, create_user
+from crm.extensions import db
 
 LOGIN_FAILED = "Email or password is wrong."
 
@@ -24,6 +26,7 @@ def index():
 
 @bp.route("/register", methods=["GET", "POST"])
 @public
+@limits.registration
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("integrations.index"))
@@ -43,6 +46,8 @@ def register():
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
+@limits.login_by_address
+@limits.login_by_email
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("integrations.index"))
@@ -60,6 +65,8 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    current_user.end_sessions()  # this cookie, and any copy of it, no longer logs anyone in
+    db.session.commit()
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

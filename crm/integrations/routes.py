@@ -8,6 +8,7 @@ from collections.abc import Callable
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
+from crm import audit, limits
 from crm.htmx import htmx_event, is_htmx, no_store, render, toast
 from crm.integrations import bp, service
 from crm.integrations.advice import advice_for
@@ -100,6 +101,7 @@ def create(provider_id: str):
 
 @bp.post("/new/crm/<provider_id>/test")
 @login_required
+@limits.test_connection
 def test_new(provider_id: str):
     provider = available(provider_id)
     return run_test(build_form(provider), provider, None)
@@ -181,6 +183,7 @@ def edit(integration_id: str):
 
 @bp.post("/<integration_id>/test")
 @login_required
+@limits.test_connection
 def test_edit(integration_id: str):
     integration = owned(integration_id)
     provider, form = edit_form(integration)
@@ -189,6 +192,7 @@ def test_edit(integration_id: str):
 
 @bp.post("/<integration_id>/retest")
 @login_required
+@limits.test_connection
 def retest(integration_id: str):
     """The card's Test button: test the saved integration as it is, and show the card again."""
     integration = owned(integration_id)
@@ -222,6 +226,14 @@ def make_primary(integration_id: str):
     integration = owned(integration_id)
     service.make_primary(current_user, integration.id)
     return done(f"{integration.name} is now your primary integration.")
+
+
+@bp.get("/<integration_id>/history")
+@login_required
+def history(integration_id: str):
+    integration = owned(integration_id)
+    events = audit.history(current_user, integration.id)
+    return wizard("history", integration=integration, provider=service.provider_of(integration), events=events)
 
 
 @bp.route("/<integration_id>/delete", methods=["GET", "POST"])

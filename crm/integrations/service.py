@@ -14,6 +14,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
+from crm import audit
 from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed
 from crm.extensions import db
 from crm.models import Integration, User, find_owned, utcnow
@@ -208,6 +209,7 @@ def create_integration(owner: User, provider_id: str, raw: Mapping[str, Any]) ->
     _apply(integration, provider, values)
     integration.is_primary = not any(i.is_primary for i in list_integrations(owner))
     db.session.add(integration)
+    audit.record(owner.id, "create", integration)
     db.session.commit()
     _provision(owner, integration)
     return integration
@@ -240,9 +242,11 @@ def update_integration(
         _apply(integration, provider, candidate)
         # A changed configuration has not been tested yet.
         integration.last_test_outcome = integration.last_test_message = integration.last_tested_at = None
+        audit.record(owner.id, "update", integration)
     activated = is_active is not None and bool(is_active) and not integration.is_active
-    if is_active is not None:
+    if is_active is not None and bool(is_active) != integration.is_active:
         integration.is_active = bool(is_active)
+        audit.record(owner.id, "activate" if integration.is_active else "deactivate", integration)
     integration.updated_at = utcnow()
     db.session.commit()
     if raw is not None or activated:
@@ -254,12 +258,14 @@ def make_primary(owner: User, integration_id: object) -> Integration:
     chosen = get_integration(owner, integration_id)
     for integration in list_integrations(owner):
         integration.is_primary = integration.id == chosen.id
+    audit.record(owner.id, "make_primary", chosen)
     db.session.commit()
     return chosen
 
 
 def delete_integration(owner: User, integration_id: object) -> None:
     integration = get_integration(owner, integration_id)
+    audit.record(owner.id, "delete", integration)
     db.session.delete(integration)
     if integration.is_primary:
         remaining = [i for i in list_integrations(owner) if i.id != integration.id]
@@ -294,7 +300,10 @@ def test_connection(
         provider = available_provider(provider_id)
         # Destinations are left to the test itself, which answers blocked_destination or invalid_url.
         config = _validated(provider, {"name": provider.name, **raw}, check_destinations=False)
-        return provider.run_test(config, outbound_client())
+        result = provider.run_test(config, outbound_client())
+        audit.record(owner.id, "test", outcome=result.outcome, provider=provider.id, detail="unsaved values")
+        db.session.commit()
+        return result
 
     integration = get_integration(owner, integration_id)
     provider = provider_of(integration)
@@ -303,21 +312,23 @@ def test_connection(
     candidate = _validated(provider, merged, stored, check_destinations=False)
     if secrets_must_be_reentered(provider, stored, candidate):
         _require_reentry(provider, merged, stored)
-    live = live_configuration(owner, integration)
+    live = live_configuration(owner, integration, purpose="connection test")
     config = {**live, **candidate}
     result = provider.run_test(config, outbound_client())
+    audit.record(owner.id, "test", integration, result.outcome)
     unchanged = all(stored.get(key) == value for key, value in candidate.items() if key != "name") and not any(
         spec.name in candidate for spec in provider.sensitive_fields()
     )
     if unchanged:
         record_test_result(owner, integration.id, result.outcome, result.message)
+    db.session.commit()
     return result
 
 
 # --- the outbound path -------------------------------------------------------------------------
 
 
-def live_configuration(owner: User, integration: Integration) -> dict[str, Any]:
+def live_configuration(owner: User, integration: Integration, purpose: str = "outbound call") -> dict[str, Any]:
     """The configuration with every secret opened, for a call to the CRM and nothing else.
 
     Raises CredentialUnreadable when a stored secret was tampered with, moved, or sealed under a
@@ -340,6 +351,8 @@ def live_configuration(owner: User, integration: Integration) -> dict[str, Any]:
         else:
             live[spec.name] = ring.open(stored, Binding(owner.id, integration.id, spec.name))
     live["name"] = integration.name
+    audit.record(owner.id, "secret_used", integration, detail=purpose)
+    db.session.commit()
     return live
 
 

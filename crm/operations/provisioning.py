@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm import audit
 from crm.extensions import db
 from crm.integrations import service
 from crm.models import Integration, User
@@ -75,7 +76,7 @@ def provision(owner: User, integration: Integration) -> str | None:
     inboxes, bots = bool(config.get("auto_create_inboxes")), bool(config.get("auto_create_bots"))
     if integration.provider != "CHATWOOT" or not integration.is_active or not (inboxes or bots):
         return None
-    live = service.live_configuration(owner, integration)
+    live = service.live_configuration(owner, integration, purpose="provisioning")
     api = ChatwootAPI(service.outbound_client(), live["base_url"], live["account_id"], live["api_key"])
     problem = None
     try:
@@ -85,5 +86,6 @@ def provision(owner: User, integration: Integration) -> str | None:
     except CRMError as exc:
         problem = exc.message
     integration.provision_message = f"Setup incomplete: {problem}" if problem else None
+    audit.record(owner.id, "provision", integration, "failed" if problem else "ok")
     db.session.commit()
     return problem

@@ -79,7 +79,7 @@ def crm_for(owner: User) -> CRMTarget:
     retry_base = current_app.config.get("CRM_RETRY_BASE_SECONDS", 1.0)
     integration = operational_integration(owner)
     if integration is not None:
-        live = service.live_configuration(owner, integration)
+        live = service.live_configuration(owner, integration, purpose="platform operation")
         api = ChatwootAPI(http, live["base_url"], live["account_id"], live["api_key"], retry_base=retry_base)
         return CRMTarget("integration", api, integration)
     settings = environment_settings()
