@@ -180,3 +180,72 @@ def test_cli_key_status_and_rotate(seeded):
     status = runner.invoke(args=["crm", "key-status"])
     assert f"{NEW_KID}      18 values  (current)" in status.output
     assert "old keys may be removed" in status.output
+
+
+def test_a_rotation_killed_midway_completes_when_run_again(database_url):
+    """A real crash: `flask crm rotate-key --batch-size 1` in another process, killed with SIGKILL."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    app = app_with(database_url, OLD)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        owner = create_user("many@example.com", "a long password")
+        for n in range(400):
+            service.create_integration(
+                owner,
+                "CHATWOOT",
+                {
+                    "name": f"w{n}",
+                    "base_url": "https://chat.example.com",
+                    "account_id": 1,
+                    "api_key": f"token-{n}-abcdefghijkl",
+                    "auto_create_inboxes": False,
+                    "auto_create_bots": False,
+                },
+            )
+        db.session.remove()
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": "x",
+        "INTEGRATION_ENCRYPTION_KEY": NEW,
+        "INTEGRATION_ENCRYPTION_OLD_KEYS": OLD,
+        "FLASK_APP": str(root / "app.py"),
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("flask")), "crm", "rotate-key", "--batch-size", "1"],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    rotated_app = app_with(database_url, NEW, OLD)
+    with rotated_app.app_context():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            count = db.session.scalar(
+                db.select(db.func.count()).select_from(AuditEvent).where(AuditEvent.action == "key_rotated")
+            )
+            db.session.rollback()
+            if count >= 40:
+                break
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+        status = key_status()
+        assert status.get(OLD_KID, 0) > 0 and status.get(NEW_KID, 0) > 0, "the crash must land midway"
+        report = rotate(batch_size=50)
+        assert report.finished
+        assert key_status() == {NEW_KID: 400}
+        assert rotate().rows_changed == 0
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
