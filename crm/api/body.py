@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, abort, jsonify, request
+from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 MAX_BODY_BYTES = 64 * 1024
@@ -54,11 +54,3 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise APIError(400, "The body must be a JSON object.")
     return body
-
-
-def require(condition: bool, status: int = 422, message: str = "", fields=None) -> None:
-    if not condition:
-        raise APIError(status, message, fields)
-
-
-__all__ = ["MAX_BODY_BYTES", "APIError", "abort", "is_api_request", "json_body", "json_response", "require"]

@@ -32,9 +32,21 @@ def unprocessable(provider: type[Provider] | None, exc: service.ValidationFailed
     return APIError(422, exc.message, field_errors(provider, exc.fields))
 
 
+def invalid(field: str, message: str) -> APIError:
+    return APIError(422, "Please correct the highlighted fields.", {field: [message]})
+
+
+def saved_provider(integration_id: str, configuration: dict[str, Any]) -> type[Provider]:
+    """The provider of one of the user's integrations; a configuration may name it, not change it."""
+    provider = get_provider(find(integration_id).provider)
+    if configuration.get("provider", provider.id) != provider.id:
+        raise invalid("provider", "It cannot change.")
+    return provider
+
+
 def check_type(body: dict[str, Any]) -> None:
     if body.get("type", "CRM") != "CRM":
-        raise APIError(422, "Please correct the highlighted fields.", {"type": ["Only CRM integrations exist."]})
+        raise invalid("type", "Only CRM integrations exist.")
 
 
 def configuration_of(body: dict[str, Any], required: bool = True) -> dict[str, Any]:
@@ -42,7 +54,7 @@ def configuration_of(body: dict[str, Any], required: bool = True) -> dict[str, A
     if configuration is None and not required:
         return {}
     if not isinstance(configuration, dict):
-        raise APIError(422, "Please correct the highlighted fields.", {"configuration": ["Send an object."]})
+        raise invalid("configuration", "Send an object.")
     return configuration
 
 
@@ -107,9 +119,7 @@ def test_integration():
     integration_id = body.get("integrationId")
     configuration = configuration_of(body, required=integration_id is None)
     if integration_id is not None:
-        provider = get_provider(find(str(integration_id)).provider)
-        if configuration.get("provider", provider.id) != provider.id:
-            raise APIError(422, "Please correct the highlighted fields.", {"provider": ["It cannot change."]})
+        provider = saved_provider(str(integration_id), configuration)
     else:
         provider = provider_of_body(configuration)
     try:
@@ -133,14 +143,13 @@ def get_integration(integration_id: str):
 @login_required
 @limits.api_write
 def update_integration(integration_id: str):
-    provider = get_provider(find(integration_id).provider)
+    find(integration_id)  # 404 before reading the body
     body = json_body()
     configuration = configuration_of(body, required=False)
-    if configuration.get("provider", provider.id) != provider.id:
-        raise APIError(422, "Please correct the highlighted fields.", {"provider": ["It cannot change."]})
+    provider = saved_provider(integration_id, configuration)
     name, is_active = body.get("name"), body.get("isActive")
     if is_active is not None and not isinstance(is_active, bool):
-        raise APIError(422, "Please correct the highlighted fields.", {"isActive": ["Send true or false."]})
+        raise invalid("isActive", "Send true or false.")
     try:
         integration = service.update_integration(
             current_user,

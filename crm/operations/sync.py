@@ -175,11 +175,10 @@ def _sync_all(run: SyncRun, owner: User, target: CRMTarget) -> None:
     hashes: dict[str, str] = {}
     for row in rows:
         digest = content_hash({"name": row.name, "email": row.email, "phone": row.phone})
-        if row.sync_target == target.key and row.synced_hash == digest:
-            continue
-        hashes[row.id] = digest
-        remote_id = row.remote_id if row.sync_target == target.key else None
-        pending.append(Snapshot(row.id, row.name, row.email, row.phone, remote_id))
+        snapshot = snapshot_if_due(row, digest, target.key)
+        if snapshot is not None:
+            hashes[row.id] = digest
+            pending.append(snapshot)
     run.total = len(rows)
     run.unchanged = len(rows) - len(pending)
     db.session.commit()
@@ -225,13 +224,24 @@ def _write(batch: list[dict[str, Any]], run: SyncRun) -> None:
     db.session.commit()
 
 
+def snapshot_if_due(contact: Any, digest: str, target_key: str) -> Snapshot | None:
+    """What to send for a contact (a row or a Contact), or None when the target already has it as it
+    is. A remote id counts only for the target it was made in."""
+    same_target = contact.sync_target == target_key
+    if same_target and contact.synced_hash == digest and contact.remote_id:
+        return None
+    remote_id = contact.remote_id if same_target else None
+    return Snapshot(contact.id, contact.name, contact.email, contact.phone, remote_id)
+
+
 def ensure_remote_contact(target: CRMTarget, contact: Contact) -> int:
     """The contact's id in Chatwoot, syncing it first when it is new or changed."""
-    if contact.sync_target == target.key and contact.synced_hash == content_hash(contact) and contact.remote_id:
+    digest = content_hash(contact)
+    snapshot = snapshot_if_due(contact, digest, target.key)
+    if snapshot is None:
         return contact.remote_id
-    remote = contact.remote_id if contact.sync_target == target.key else None
-    outcome = upsert(target.api, Snapshot(contact.id, contact.name, contact.email, contact.phone, remote))
+    outcome = upsert(target.api, snapshot)
     contact.sync_target, contact.remote_id = target.key, outcome.remote_id
-    contact.synced_hash, contact.sync_error = content_hash(contact), None
+    contact.synced_hash, contact.sync_error = digest, None
     db.session.commit()
     return outcome.remote_id
