@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask
 
-.PHONY: run test lint install install-dev serve clean
+.PHONY: run test lint audit install install-dev serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ run: install .env
 
 lint: install-dev
 	$(BIN)/ruff check .
+
+# Static security checks of our code, and the pinned dependencies against the advisory databases
+# (an unreachable database is announced, not failed: see scripts/audit_dependencies.py).
+audit: install-dev
+	$(BIN)/bandit -r crm -q
+	$(BIN)/python scripts/audit_dependencies.py requirements.txt
 
 test: install-dev
 	$(BIN)/ruff check .

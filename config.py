@@ -31,6 +31,8 @@ def _database_url() -> str:
 
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
+    # Earlier keys, comma-separated: old sessions and shared-account contact identifiers still count.
+    SECRET_KEY_FALLBACKS: ClassVar[list] = [k for k in os.environ.get("SECRET_KEY_FALLBACKS", "").split(",") if k]
     SQLALCHEMY_DATABASE_URI = _database_url()
     SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
 
@@ -45,7 +47,11 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
     PERMANENT_SESSION_LIFETIME = timedelta(hours=12)
-    MAX_CONTENT_LENGTH = 1024 * 1024
+    # Contacts: the most one user may keep, and the largest CSV file an import accepts (the one figure
+    # the form, the CLI and the request limit share: the whole upload may be the file plus 64 KiB).
+    CONTACTS_MAX_PER_USER = int(os.environ.get("CONTACTS_MAX_PER_USER", "100000"))
+    CONTACTS_IMPORT_MAX_BYTES = int(os.environ.get("CONTACTS_IMPORT_MAX_BYTES", str(5 * 1024 * 1024)))
+    MAX_CONTENT_LENGTH = CONTACTS_IMPORT_MAX_BYTES + 64 * 1024
 
     # The operator's platform-wide Chatwoot, used when a user has no integration of their own.
     CHATWOOT_BASE_URL = os.environ.get("CHATWOOT_BASE_URL", "")
@@ -62,6 +68,15 @@ class Config:
     CRM_MAX_INFLIGHT_PER_HOST = int(os.environ.get("CRM_MAX_INFLIGHT_PER_HOST", "8"))
     CRM_SYNC_CONCURRENCY = int(os.environ.get("CRM_SYNC_CONCURRENCY", "8"))
     CRM_RETRY_BASE_SECONDS = float(os.environ.get("CRM_RETRY_BASE_SECONDS", "1"))
+    # Ports user-entered CRM addresses may use besides 443 (and 80 with CRM_ALLOW_INSECURE_HTTP).
+    CRM_ALLOWED_PORTS = os.environ.get("CRM_ALLOWED_PORTS", "")
+    # CRM work a web request waits for (provisioning on save, a message) ends within this (≤ 15 s).
+    CRM_WEB_DEADLINE = float(os.environ.get("CRM_WEB_DEADLINE", "15"))
+    # CRM calls in flight on web request threads, per process: the other threads stay free for
+    # pages however slow a CRM is. Half of gunicorn's threads by default.
+    CRM_WEB_CALL_SLOTS = int(
+        os.environ.get("CRM_WEB_CALL_SLOTS") or max(1, int(os.environ.get("GUNICORN_THREADS") or 4) // 2)
+    )
 
     # Background jobs: RQ on this Redis when set, else a thread of the web process.
     REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -70,20 +85,31 @@ class Config:
     # Rate limits hold across processes only with shared storage.
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
     RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "localboxs")
+    # Processes serving the app (0: detect under gunicorn); memory counters with more than one are
+    # refused in production (crm.limits.check_storage).
+    WEB_WORKERS = int(os.environ.get("GUNICORN_WORKERS") or 0)
     LOGIN_LIMIT = os.environ.get("LOGIN_LIMIT", "10 per minute;100 per hour")
+    LOGIN_FAILURE_LIMIT = os.environ.get("LOGIN_FAILURE_LIMIT", "5 per minute;20 per hour")
     REGISTER_LIMIT = os.environ.get("REGISTER_LIMIT", "5 per minute;30 per hour")
     TEST_CONNECTION_LIMIT = os.environ.get("TEST_CONNECTION_LIMIT", "10 per minute;100 per day")
-    API_WRITE_LIMIT = os.environ.get("API_WRITE_LIMIT", "60 per minute")
+    # API_WRITE_LIMIT is its former name (it covered the API only).
+    WRITE_LIMIT = os.environ.get("WRITE_LIMIT") or os.environ.get("API_WRITE_LIMIT", "60 per minute;600 per hour")
+    CONTACTS_IMPORT_LIMIT = os.environ.get("CONTACTS_IMPORT_LIMIT", "5 per minute;30 per hour")
+    CONTACTS_SYNC_LIMIT = os.environ.get("CONTACTS_SYNC_LIMIT", "5 per minute;30 per hour")
+    SEND_MESSAGE_LIMIT = os.environ.get("SEND_MESSAGE_LIMIT", "20 per minute;200 per hour")
     # How many proxies in front of the app set X-Forwarded-For/-Proto (0: none; trust no such header).
     PROXY_COUNT = int(os.environ.get("PROXY_COUNT", "0"))
     HSTS = False
 
 
 class DevelopmentConfig(Config):
+    APP_ENV = "development"
     DEBUG = False  # the Werkzeug debugger can run code: opt in with `flask run --debug`
 
 
 class ProductionConfig(Config):
+    APP_ENV = "production"
     HSTS = True
     SESSION_COOKIE_SECURE = True
     SESSION_COOKIE_NAME = "__Host-session"
@@ -95,6 +121,7 @@ class ProductionConfig(Config):
 
 
 class TestConfig(Config):
+    APP_ENV = "testing"
     TESTING = True
     SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105 - tests only
     SQLALCHEMY_DATABASE_URI = "sqlite://"

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from crm import limits
 from crm.api.body import APIError, is_api_request, json_response
 from crm.auth.guards import login_first
 from crm.crypto import CredentialUnreadable, KeyConfigError, Keyring
@@ -41,6 +42,7 @@ def check_config(app: Flask) -> None:
     app.extensions["crm_keyring"] = Keyring.from_settings(
         app.config.get("INTEGRATION_ENCRYPTION_KEY"), app.config.get("INTEGRATION_ENCRYPTION_OLD_KEYS")
     )
+    limits.check_storage(app)  # several workers need shared rate-limit counters
 
 
 def register_extensions(app: Flask) -> None:

@@ -9,16 +9,26 @@ only, until `key-status` shows they protect nothing.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
 
 from crm import audit
-from crm.crypto import Binding, CredentialUnreadable, sealed_kid
+from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed, sealed_kid
 from crm.extensions import db
 from crm.integrations.service import keyring, provider_of
 from crm.models import Integration
+from crm.providers.registry import UnknownProvider
+
+
+@dataclass(frozen=True)
+class UnreadableValue:
+    """A stored value no configured key opens: rotation leaves it exactly as it is."""
+
+    integration_id: str
+    field: str
+    kid: str  # the key id it names, or "malformed" when it is not a sealed value at all
 
 
 @dataclass
@@ -27,50 +37,80 @@ class RotationReport:
     values_resealed: int = 0
     batches: int = 0
     finished: bool = False
+    unreadable: list[UnreadableValue] = field(default_factory=list)
+
+
+def _sensitive_names(integration: Integration) -> list[str]:
+    """The configuration keys holding secrets; for a provider no longer installed, every key whose
+    value looks sealed (so its secrets are still counted and never rewritten blindly)."""
+    configuration = integration.configuration or {}
+    try:
+        return [spec.name for spec in provider_of(integration).sensitive_fields()]
+    except UnknownProvider:
+        return [
+            name
+            for name, stored in configuration.items()
+            if is_sealed(stored) or (isinstance(stored, dict) and any(map(is_sealed, stored.values())))
+        ]
 
 
 def sealed_values(integration: Integration) -> list[tuple[str, str]]:
     """(binding field name, sealed value) of every secret stored on the row."""
     values = []
     configuration = integration.configuration or {}
-    for spec in provider_of(integration).sensitive_fields():
-        stored = configuration.get(spec.name)
+    for name in _sensitive_names(integration):
+        stored = configuration.get(name)
         if isinstance(stored, dict):
-            values += [(f"{spec.name}.{key}", token) for key, token in stored.items()]
+            values += [(f"{name}.{key}", token) for key, token in stored.items()]
         elif stored is not None:
-            values.append((spec.name, stored))
+            values.append((name, stored))
     return values
 
 
+def _opens(ring: Keyring, integration: Integration, name: str, token: str) -> bool:
+    try:
+        ring.open(token, Binding(integration.user_id, integration.id, name))
+    except CredentialUnreadable:
+        return False
+    return True
+
+
 def key_status() -> dict[str, int]:
-    """How many stored values each key id still protects."""
+    """How many stored values each key id still protects; values no configured key opens (an
+    unknown key, tampered, moved, malformed) count as "unreadable"."""
+    ring = keyring()
     counts: Counter[str] = Counter()
     for integration in db.session.scalars(select(Integration)):
-        counts.update(sealed_kid(token) or "unreadable" for _, token in sealed_values(integration))
+        for name, token in sealed_values(integration):
+            counts[sealed_kid(token) if _opens(ring, integration, name, token) else "unreadable"] += 1
     return dict(counts)
 
 
-def _reseal(integration: Integration) -> int:
+def _reseal(integration: Integration, unreadable: list[UnreadableValue]) -> int:
+    """Re-seal the row's values under the current key. A value that does not open (whatever its
+    key) is kept as it is, byte for byte, and listed in `unreadable`: only re-entering it can help."""
     ring = keyring()
     configuration: dict[str, Any] = dict(integration.configuration or {})
     changed = 0
-    for spec in provider_of(integration).sensitive_fields():
-        stored = configuration.get(spec.name)
+    for name in _sensitive_names(integration):
+        stored = configuration.get(name)
         if stored is None:
             continue
         items = stored.items() if isinstance(stored, dict) else [(None, stored)]
         fresh = {}
         for key, token in items:
-            name = f"{spec.name}.{key}" if key is not None else spec.name
-            if ring.needs_rewrap(token):
-                binding = Binding(integration.user_id, integration.id, name)
-                try:
-                    token = ring.seal(ring.open(token, binding), binding)
-                except CredentialUnreadable:
-                    continue  # under a key no longer configured: only re-entering it can help
-                changed += 1
+            binding_name = f"{name}.{key}" if key is not None else name
+            binding = Binding(integration.user_id, integration.id, binding_name)
             fresh[key] = token
-        configuration[spec.name] = fresh if isinstance(stored, dict) else fresh[None]
+            try:
+                plaintext = ring.open(token, binding)
+            except CredentialUnreadable:
+                unreadable.append(UnreadableValue(integration.id, binding_name, sealed_kid(token) or "malformed"))
+                continue
+            if ring.needs_rewrap(token):
+                fresh[key] = ring.seal(plaintext, binding)
+                changed += 1
+        configuration[name] = fresh if isinstance(stored, dict) else fresh[None]
     if changed:
         integration.configuration = configuration
     return changed
@@ -88,7 +128,7 @@ def rotate(batch_size: int = 100, stop_after_batches: int | None = None) -> Rota
             report.finished = True
             break
         for integration in batch:
-            resealed = _reseal(integration)
+            resealed = _reseal(integration, report.unreadable)
             if resealed:
                 report.rows_changed += 1
                 report.values_resealed += resealed

@@ -214,3 +214,82 @@ def test_test_endpoint_with_a_saved_integration(api, allow_local, chatwoot):
         json={"integrationId": created["id"], "configuration": {"baseUrl": "https://elsewhere.example.com"}},
     )
     assert moved.status_code == 422 and "apiKey" in moved.get_json()["fields"]
+
+
+# --- pagination ---------------------------------------------------------------------------------
+
+CONTACTS = "/api/dashboard/contacts"
+
+
+def test_integrations_list_paginates_with_links(api):
+    created = [create(api)["id"] for _ in range(3)]
+    everything = api.get(BASE)
+    assert [i["id"] for i in everything.get_json()["integrations"]] == created  # oldest first, as before
+    assert everything.get_json()["pagination"] == {"page": 1, "perPage": 50, "total": 3, "next": None, "prev": None}
+    assert "Link" not in everything.headers
+    first = api.get(f"{BASE}?perPage=2")
+    body = first.get_json()
+    assert [i["id"] for i in body["integrations"]] == created[:2]
+    assert body["pagination"] == {
+        "page": 1,
+        "perPage": 2,
+        "total": 3,
+        "next": f"{BASE}?page=2&perPage=2",
+        "prev": None,
+    }
+    assert first.headers["Link"] == f'<{BASE}?page=2&perPage=2>; rel="next"'
+    second = api.get(body["pagination"]["next"])
+    assert [i["id"] for i in second.get_json()["integrations"]] == created[2:]
+    assert second.get_json()["pagination"]["next"] is None
+    assert second.headers["Link"] == f'<{BASE}?page=1&perPage=2>; rel="prev"'
+    beyond = api.get(f"{BASE}?page=9&perPage=2").get_json()
+    assert beyond["integrations"] == [] and beyond["pagination"]["prev"] == f"{BASE}?page=2&perPage=2"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("page=0", "page"),
+        ("page=-1", "page"),
+        ("page=abc", "page"),
+        ("page=1.5", "page"),
+        ("page=", "page"),
+        ("page=99999999999999999999", "page"),
+        ("perPage=0", "perPage"),
+        ("perPage=101", "perPage"),
+        ("perPage=ten", "perPage"),
+    ],
+)
+@pytest.mark.parametrize("path", [BASE, CONTACTS])
+def test_bad_page_parameters_are_422_naming_the_field(api, path, query, field):
+    response = api.get(f"{path}?{query}")
+    assert response.status_code == 422
+    assert list(response.get_json()["fields"]) == [field]
+
+
+@pytest.mark.parametrize("search", ["x" * 101, "a%00b", "%1b[2J", "%E2%80%AEtxt"])
+def test_bad_contact_search_is_422_naming_the_field(api, search):
+    response = api.get(f"{CONTACTS}?search={search}")
+    assert response.status_code == 422
+    assert list(response.get_json()["fields"]) == ["search"]
+
+
+def test_contacts_list_is_mine_paginated_and_searchable(api, alice, bob):
+    from crm.contacts.service import create_contact
+
+    for number in (10, 2, 1):
+        create_contact(alice, {"name": f"Client {number}", "email": f"client{number}@example.com"})
+    create_contact(alice, {"name": "Ana", "email": "ana@example.com", "phone": "+4930123456"})
+    create_contact(bob, {"name": "Ana of Bob", "email": "ana@bob.example"})
+    create_contact(bob, {"name": "Client 3", "email": "client3@bob.example"})
+    listed = api.get(CONTACTS).get_json()
+    assert [c["name"] for c in listed["contacts"]] == ["Ana", "Client 1", "Client 2", "Client 10"]
+    assert listed["pagination"]["total"] == 4
+    assert set(listed["contacts"][0]) == {"id", "name", "email", "phone", "syncError", "createdAt", "updatedAt"}
+    page = api.get(f"{CONTACTS}?perPage=2&page=2&search=client")
+    assert [c["name"] for c in page.get_json()["contacts"]] == ["Client 10"]
+    assert page.get_json()["pagination"]["total"] == 3
+    assert page.headers["Link"] == f'<{CONTACTS}?page=1&perPage=2&search=client>; rel="prev"'
+    found = api.get(f"{CONTACTS}?search=ANA").get_json()
+    assert [c["name"] for c in found["contacts"]] == ["Ana"]  # never Bob's "Ana of Bob"
+    assert "bob.example" not in api.get(f"{CONTACTS}?perPage=100").get_data(as_text=True)

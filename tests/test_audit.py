@@ -53,7 +53,7 @@ def test_history_page_and_cli(app, api, alice, bob, runner, dns):
         {"name": "Bob's", "base_url": "https://chat.example.com", "account_id": 1, "api_key": "bob-token-123456789"},
     )
     page = api.get(f"/dashboard/integrations/{mine['id']}/history").get_data(as_text=True)
-    assert "History of Support" in page and "create" in page
+    assert "History of Support" in page and "Created" in page
     everyone = runner.invoke(args=["crm", "audit"])
     assert everyone.exit_code == 0
     assert "alice@example.com" in everyone.output and "bob@example.com" in everyone.output

@@ -133,7 +133,7 @@ def test_custom_crm_credentials_must_suit_the_auth_type(alice, auth_type, creden
     else:
         with pytest.raises(ValidationFailed) as caught:
             service.create_integration(alice, "CUSTOM", values)
-        assert "credentials" in caught.value.fields
+        assert all(name.startswith("credentials.") for name in caught.value.fields)  # beside the missing key
 
 
 @pytest.mark.parametrize("provider", ["HUBSPOT", "SALESFORCE", "ZOHO", "PIPEDRIVE", "NOPE"])
@@ -166,7 +166,8 @@ def test_update_replaces_a_secret_that_is_entered(alice, make_integration):
     ["https://evil.example.net", "https://chat.example.com:8443", "https://CHAT.example.com.evil.example"],
     ids=["host", "port", "suffix"],
 )
-def test_changing_the_host_requires_the_secret_again(alice, make_integration, new_url):
+def test_changing_the_host_requires_the_secret_again(app, dns, alice, make_integration, new_url):
+    use_outbound_policy(app, dns, CRM_ALLOWED_PORTS="8443")  # the port itself is allowed: only the secret is asked
     integration = make_integration(alice)
     with pytest.raises(ValidationFailed) as caught:
         service.update_integration(alice, integration.id, raw={"base_url": new_url})
@@ -295,3 +296,62 @@ def test_canary_never_reaches_the_database(app, alice, make_integration, databas
     assert CANARY.encode() not in raw
     assert CANARY[-8:].encode() not in raw
     assert CANARY[:12].encode() not in raw
+
+
+# --- issue 11: one integration per create key, a meaningful primary, tests bound to a configuration -----
+
+
+def test_a_creation_key_creates_one_integration(alice, bob, dns):
+    values = chatwoot_values()
+    first, created = service.create_once(alice, "CHATWOOT", values, creation_key="form-1")
+    again, created_again = service.create_once(alice, "CHATWOOT", values, creation_key="form-1")
+    assert created and not created_again and again.id == first.id
+    theirs, created_for_bob = service.create_once(bob, "CHATWOOT", values, creation_key="form-1")
+    assert created_for_bob and theirs.id != first.id  # keys are per user
+    assert len(service.list_integrations(alice)) == 1
+    with pytest.raises(service.BadCreationKey):
+        service.create_once(alice, "CHATWOOT", values, creation_key="k" * 65)
+
+
+def test_only_an_active_operable_integration_is_primary(alice, dns):
+    custom = service.create_integration(
+        alice,
+        "CUSTOM",
+        {
+            "name": "Acme",
+            "crm_name": "Acme CRM",
+            "base_url": "https://api.acme.example",
+            "auth_type": "OAUTH2",
+            "token_url": "https://api.acme.example/token",
+            "credentials": json.dumps({"clientId": "client-abc", "clientSecret": "secret-value-123"}),
+        },
+    )
+    assert not custom.is_primary and service.primary_integration(alice) is None
+    with pytest.raises(service.CannotBePrimary):
+        service.make_primary(alice, custom.id)
+    a = service.create_integration(alice, "CHATWOOT", chatwoot_values(name="A"))
+    b = service.create_integration(alice, "CHATWOOT", chatwoot_values(name="B"))
+    assert [i.name for i in service.list_integrations(alice) if i.is_primary] == ["A"]
+    service.update_integration(alice, a.id, is_active=False)
+    assert service.primary_integration(alice).id == b.id
+    assert [i.name for i in service.list_integrations(alice) if i.is_primary] == ["B"]
+    assert service.delete_integration(alice, b.id) is None  # A is inactive: nobody can be primary
+    assert not any(i.is_primary for i in service.list_integrations(alice))
+
+
+def test_a_test_result_follows_its_exact_configuration(app, alice, dns):
+    provider = service.get_provider("CHATWOOT")
+    values = chatwoot_values()
+    validated = provider.validate(values).values
+    tested = {service.fingerprint(provider, validated): {"outcome": "ok", "message": "Connected."}}
+    other_secret = provider.validate(chatwoot_values(api_key="another-token-0987654321")).values
+    assert service.fingerprint(provider, other_secret) not in tested
+
+    integration = service.create_integration(alice, "CHATWOOT", values, tests=tested)
+    assert integration.last_test_outcome == "ok" and integration.last_tested_at is not None
+    renamed = service.update_integration(alice, integration.id, raw={"name": "Renamed"})
+    assert renamed.last_test_outcome == "ok"  # a new name keeps the test
+    moved = service.update_integration(alice, integration.id, raw={"account_id": 8})
+    assert moved.last_tested_at is None  # another account has not been tested
+    untested = service.create_integration(alice, "CHATWOOT", chatwoot_values(api_key="another-token-0987654321"))
+    assert untested.last_tested_at is None

@@ -17,6 +17,7 @@ from crm.net import (
     Unreachable,
     is_public,
     parse_allowlist,
+    parse_ports,
 )
 from tests.conftest import PUBLIC_IP, FakeDNS
 from tests.fakes.server import RawListener
@@ -72,6 +73,11 @@ BLOCKED_HOSTS = [
     "[2001:0:4136:e378:8000:63bf:3fff:fdd2]",  # Teredo
     "[ff02::1]",
     "[2001:db8::1]",
+    "[::127.0.0.1]",  # IPv4-compatible
+    "[::a9fe:a9fe]",
+    "[::ffff:0:7f00:1]",  # SIIT
+    "[::ffff:0:a9fe:a9fe]",
+    "[4000::1]",  # outside 2000::/3, the only global unicast space
     "localhost",
     "LOCALHOST",
     "foo.localhost",
@@ -97,7 +103,7 @@ def client(resolver=None, **policy) -> GuardedClient:
 
 @pytest.mark.parametrize("host", BLOCKED_HOSTS)
 def test_private_destinations_are_refused_before_connecting(host, sink, tripwire):
-    guarded = client()
+    guarded = client(allowed_ports=frozenset({sink.port}))  # the address is what refuses them, not the port
     for scheme in ("https", "http"):
         with pytest.raises((BlockedDestination, InvalidURL)) as caught:
             guarded.request("GET", f"{scheme}://{host}:{sink.port}/api/v1/profile", headers={"api_access_token": "x"})
@@ -156,7 +162,9 @@ def test_dns_rebinding_cannot_reach_loopback(sink, tripwire):
     answers = iter([[PUBLIC_IP], ["127.0.0.1"], ["127.0.0.1"]])
     resolver = FakeDNS({"rebind.example.test": lambda: next(answers)})
     with pytest.raises(Unreachable):
-        client(resolver).request("GET", f"https://rebind.example.test:{sink.port}/")
+        client(resolver, allowed_ports=frozenset({sink.port})).request(
+            "GET", f"https://rebind.example.test:{sink.port}/"
+        )
     assert resolver.lookups == ["rebind.example.test"]
     assert tripwire.attempts == [PUBLIC_IP]
     assert sink.connections == 0
@@ -177,7 +185,8 @@ def test_a_redirect_to_loopback_is_not_followed(sink, tripwire):
 
 
 def test_allowlist_admits_names_addresses_and_ranges():
-    hosts, networks = parse_allowlist(" crm.internal , 127.0.0.1, 10.0.0.0/8, [fd00::1] ,")
+    allowlist = parse_allowlist(" crm.internal , 127.0.0.1, 10.0.0.0/8, [fd00::1] ,")
+    hosts, networks = allowlist.hosts, allowlist.networks
     assert hosts == frozenset({"crm.internal"})
     assert [str(n) for n in networks] == ["127.0.0.1/32", "10.0.0.0/8", "fd00::1/128"]
     policy = Policy(allowed_hosts=hosts, allowed_networks=networks)
@@ -198,7 +207,7 @@ def test_public_addresses_are_public():
 
 def test_a_silent_server_times_out_within_budget(tripwire):
     with RawListener("silent") as silent:
-        guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1")[1])
+        guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1").networks)
         started = time.monotonic()
         with pytest.raises(TimedOut) as caught:
             guarded.request("GET", f"http://127.0.0.1:{silent.port}/")
@@ -209,7 +218,7 @@ def test_a_silent_server_times_out_within_budget(tripwire):
 
 def test_an_endless_body_is_cut_at_the_cap():
     with RawListener("endless") as endless:
-        guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1")[1])
+        guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1").networks)
         response = guarded.request("GET", f"http://127.0.0.1:{endless.port}/")
     assert response.truncated
     assert len(response.body) == 1024 * 1024
@@ -219,7 +228,7 @@ def test_an_endless_body_is_cut_at_the_cap():
 def test_connection_refused_is_unreachable():
     with RawListener("silent") as listener:
         port = listener.port
-    guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1")[1])
+    guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1").networks)
     with pytest.raises(Unreachable):
         guarded.request("GET", f"http://127.0.0.1:{port}/")
 
@@ -264,7 +273,7 @@ def test_debug_logs_carry_no_secret(caplog):
     for name in ("urllib3", "urllib3.connectionpool", "requests", "crm", "crm.net"):
         caplog.set_level(logging.DEBUG, logger=name)
     with FakeCustomCRM() as crm:
-        guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1")[1])
+        guarded = client(allow_http=True, allowed_networks=parse_allowlist("127.0.0.1").networks)
         guarded.request("GET", crm.url() + "/v1/me", headers={"X-API-Key": crm.api_key})
         guarded.request(
             "POST",
@@ -276,3 +285,94 @@ def test_debug_logs_carry_no_secret(caplog):
     assert "/v1/me" in text  # the positive control: requests were logged
     for secret in (crm.api_key, crm.client_secret):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1",  # IPv4-compatible forms of private addresses
+        "::a9fe:a9fe",
+        "::10.0.0.1",
+        "::8.8.8.8",  # deprecated even for a public IPv4: not a route anyone uses
+        "::ffff:0:7f00:1",  # SIIT (IPv4-translated)
+        "::ffff:0:a9fe:a9fe",
+        "::ffff:0:10.0.0.1",
+        "4000::1",  # outside 2000::/3, the only global unicast space
+        "e000::1",
+    ],
+)
+def test_ipv6_is_public_only_inside_global_unicast(address):
+    import ipaddress
+
+    assert not is_public(ipaddress.ip_address(address))
+
+
+# --- ports ----------------------------------------------------------------------------------------
+
+
+def test_user_urls_may_use_only_the_standard_ports(tripwire):
+    resolver = FakeDNS(NAMES)
+    guarded = client(resolver)
+    for url in (
+        "https://public.example.test:8080/",
+        "https://public.example.test:22/",
+        "https://public.example.test:80/",
+    ):
+        with pytest.raises(BlockedDestination) as caught:
+            guarded.check_destination(url)
+        assert caught.value.detail.startswith("port ")
+    assert resolver.lookups == []  # refused before any lookup, so nothing about the port leaks
+    assert guarded.check_destination("https://public.example.test/")
+    assert guarded.check_destination("https://public.example.test:443/")
+    with_http = client(resolver, allow_http=True)
+    assert with_http.check_destination("http://public.example.test/")
+    with pytest.raises(BlockedDestination):
+        with_http.check_destination("http://public.example.test:8080/")
+    operator_allowed = client(resolver, allowed_ports=parse_ports("8443, 9000"))
+    assert operator_allowed.check_destination("https://public.example.test:8443/")
+    with pytest.raises(BlockedDestination):
+        operator_allowed.check_destination("https://public.example.test:8444/")
+    assert tripwire.attempts == []
+
+
+def test_a_refused_port_is_explained(app, alice, dns, tripwire):
+    from crm.integrations import service
+
+    result = service.test_connection(
+        alice, "CHATWOOT", {"base_url": "https://chat.example.com:8080", "account_id": 1, "api_key": "t" * 24}
+    )
+    assert result.outcome == "blocked_destination"
+    assert "Port 8080 is not allowed" in result.message and "CRM_ALLOWED_PORTS" in result.message
+    assert tripwire.attempts == []
+
+
+def test_the_allowlist_pins_private_hosts_to_their_ports():
+    allowlist = "chat.internal:8443, 10.1.2.3:9000, [fd00::1]:8443, 10.2.0.0/16:8080, legacy.internal"
+    resolver = FakeDNS({"chat.internal": ["10.9.9.9"], "legacy.internal": ["10.8.8.8"]})
+    policy = Policy.from_config({"CRM_ALLOW_PRIVATE_HOSTS": allowlist})
+    guarded = GuardedClient(policy, resolver)
+    for url in (
+        "https://chat.internal:8443/",
+        "https://10.1.2.3:9000/",
+        "https://[fd00::1]:8443/",
+        "https://10.2.3.4:8080/",
+        "https://legacy.internal:8081/",  # a bare host keeps its old meaning: every port
+    ):
+        assert guarded.check_destination(url), url
+    for url in (
+        "https://chat.internal/",
+        "https://chat.internal:8444/",
+        "https://10.1.2.3/",
+        "https://10.1.2.3:9001/",
+        "https://[fd00::1]/",
+        "https://10.2.3.4/",
+        "https://10.3.0.1:8080/",
+    ):
+        with pytest.raises(BlockedDestination):
+            guarded.check_destination(url)
+
+
+@pytest.mark.parametrize("entry", ["crm.internal:https", "crm.internal:0", "10.0.0.1:70000", "[fd00::1]:x"])
+def test_an_unreadable_allowlist_port_stops_the_start(entry):
+    with pytest.raises(ValueError, match="CRM_ALLOW_PRIVATE_HOSTS"):
+        parse_allowlist(entry)

@@ -385,7 +385,7 @@ def test_cli_commands(app, runner, alice, allow_local, chatwoot, tmp_path):
     csv_file = tmp_path / "contacts.csv"
     csv_file.write_text("name,email,phone\nAna,ana@example.com,\nBad,bad,\n")
     result = runner.invoke(args=["crm", "import-contacts", "--user", alice.email, str(csv_file)])
-    assert result.exit_code == 1 and "Imported 1 contacts." in result.output and "line 3" in result.output
+    assert result.exit_code == 1 and "Imported 1 contact." in result.output and "line 3" in result.output
     synced = runner.invoke(args=["crm", "sync-contacts", "--user", alice.email])
     assert synced.exit_code == 0, synced.output
     assert "done: 1 created, 0 updated, 0 unchanged, 0 failed" in synced.output

@@ -3,7 +3,7 @@
 import pytest
 
 from crm.providers import REGISTRY, all_providers, get_provider
-from crm.providers.base import FIELD_TYPES, Field, camel_case
+from crm.providers.base import FIELD_TYPES, OUTCOMES, ConnectionResult, Field, camel_case
 
 
 def labels(provider_id):
@@ -154,3 +154,111 @@ def test_custom_field_validation(field, value, message):
     raw[field] = value
     result = get_provider("CUSTOM").validate(raw)
     assert any(message in text for text in result.errors[field])
+
+
+# --- Custom CRM credentials: one part per key, following the Authentication Type -----------------
+
+CUSTOM_BASE = {"name": "n", "crm_name": "Acme", "base_url": "https://a.example"}
+
+
+def test_custom_credentials_declare_one_part_per_key_of_each_auth_type():
+    credentials = get_provider("CUSTOM").field("credentials")
+    shown = {part.name: part.shown_when for part in credentials.parts}
+    assert shown == {
+        "apiKey": ("auth_type", ("API_KEY",)),
+        "token": ("auth_type", ("BEARER",)),
+        "username": ("auth_type", ("BASIC",)),
+        "password": ("auth_type", ("BASIC",)),
+        "clientId": ("auth_type", ("OAUTH2",)),
+        "clientSecret": ("auth_type", ("OAUTH2",)),
+    }
+    assert {p.name for p in credentials.parts if p.type == "password"} == {
+        "apiKey",
+        "token",
+        "password",
+        "clientSecret",
+    }
+    assert [p["name"] for p in credentials.describe()["parts"]] == list(shown)
+
+
+def test_parts_of_other_auth_types_are_neither_checked_nor_kept():
+    typed = {"token": "t-123", "apiKey": "x" * 5000, "username": "ignored", "unknown": "dropped"}
+    result = get_provider("CUSTOM").validate({**CUSTOM_BASE, "auth_type": "BEARER", "credentials": typed})
+    assert not result.errors
+    assert result.values["credentials"] == {"token": "t-123"}
+
+
+def test_each_missing_part_is_named_beside_its_own_input():
+    custom = get_provider("CUSTOM")
+    result = custom.validate({**CUSTOM_BASE, "auth_type": "OAUTH2", "token_url": "https://a.example/token"})
+    assert result.errors == {
+        "credentials.clientId": ["Client ID is required."],
+        "credentials.clientSecret": ["Client Secret is required."],
+    }
+    typed = {"clientId": "id"}
+    result = custom.validate(
+        {**CUSTOM_BASE, "auth_type": "OAUTH2", "token_url": "https://t.example", "credentials": typed}
+    )
+    assert result.errors == {"credentials.clientSecret": ["Client Secret is required."]}
+
+
+def test_saved_parts_are_kept_whole_or_replaced_together():
+    custom = get_provider("CUSTOM")
+    stored = {"credentials": {"username": "enc:v1:a:b", "password": "enc:v1:c:d"}}
+    kept = custom.validate({**CUSTOM_BASE, "auth_type": "BASIC"}, stored_secrets=stored)
+    assert not kept.errors and "credentials" not in kept.values
+    half = custom.validate({**CUSTOM_BASE, "auth_type": "BASIC", "credentials": {"username": "u"}}, stored)
+    assert "replaced together" in half.errors["credentials.password"][0]
+    other_type = custom.validate({**CUSTOM_BASE, "auth_type": "BEARER"}, stored_secrets=stored)
+    assert other_type.errors == {"credentials.token": ["Token is required."]}
+
+
+@pytest.mark.parametrize(
+    "configuration",
+    [
+        {"credentials": {"clientId": "id", "clientSecret": "s"}},  # the guide's nested object
+        {"credentials": '{"clientId": "id", "clientSecret": "s"}'},  # or its JSON text
+        {"clientId": "id", "clientSecret": "s"},  # or flat keys
+        {"credentials": {"clientId": "id", "clientSecret": "s", "apiKey": {"configured": True}}},
+    ],
+)
+def test_the_api_accepts_nested_or_flat_credentials(configuration):
+    custom = get_provider("CUSTOM")
+    values = custom.values_from_api({"authType": "OAUTH2", "tokenUrl": "https://a.example/t", **configuration})
+    result = custom.validate({**CUSTOM_BASE, **values})
+    assert not result.errors, result.errors
+    assert result.values["credentials"] == {"clientId": "id", "clientSecret": "s"}
+
+
+def test_a_redacted_credentials_object_means_keep_them():
+    custom = get_provider("CUSTOM")
+    assert "credentials" not in custom.values_from_api({"credentials": {"apiKey": {"configured": True}}})
+
+
+# --- what each provider says: advice, card lines, a proposed name --------------------------------
+
+
+def test_advice_comes_from_the_provider():
+    chatwoot, custom = get_provider("CHATWOOT"), get_provider("CUSTOM")
+    assert any("Profile Settings" in line for line in chatwoot.advice("auth_failed"))
+    for outcome in OUTCOMES:
+        assert not any("Chatwoot" in line for line in custom.advice(outcome)), outcome
+    assert any("Authentication Type" in line for line in custom.advice("auth_failed"))
+    assert custom.advice("timeout") == chatwoot.advice("timeout")  # the network's advice is shared
+    assert custom.advice("ok") == []
+
+
+def test_card_lines_and_proposed_names():
+    chatwoot, custom = get_provider("CHATWOOT"), get_provider("CUSTOM")
+    assert chatwoot.card_lines({"base_url": "https://chat.example.com", "account_id": 3}) == [
+        "chat.example.com",
+        "Account 3",
+    ]
+    assert custom.card_lines({"crm_name": "Acme", "base_url": "https://api.acme.test:8443/v1"}) == [
+        "Acme",
+        "api.acme.test:8443",
+    ]
+    green = ConnectionResult("ok", "Connected.", details={"accountName": "Acme"})
+    assert chatwoot.default_name({}, green) == "Chatwoot – Acme"
+    assert chatwoot.default_name({}, ConnectionResult("ok", "Connected.")) == "Chatwoot"
+    assert custom.default_name({"base_url": "https://api.acme.test/v1"}, green) == "api.acme.test"

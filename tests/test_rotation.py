@@ -249,3 +249,115 @@ def test_a_rotation_killed_midway_completes_when_run_again(database_url):
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+LOST = generate_key()  # a key nobody configured any more
+LOST_KID = key_id(bytes.fromhex(LOST))
+
+
+def chatwoot_values(name, token):
+    return {
+        "name": name,
+        "base_url": "https://chat.example.com",
+        "account_id": 1,
+        "api_key": token,
+        "auto_create_inboxes": False,
+        "auto_create_bots": False,
+    }
+
+
+def oauth_values(name, client_id, client_secret):
+    return {
+        "name": name,
+        "crm_name": "Acme",
+        "base_url": "https://chat.example.com",
+        "auth_type": "OAUTH2",
+        "token_url": "https://chat.example.com/token",
+        "credentials": json.dumps({"clientId": client_id, "clientSecret": client_secret}),
+    }
+
+
+def stored_configuration(integration_id):
+    db.session.expire_all()
+    return json.loads(json.dumps(db.session.get(Integration, integration_id).configuration))
+
+
+def test_rotation_keeps_and_lists_values_it_cannot_read(database_url):
+    """Values under a key no longer configured: rotation keeps them byte for byte (top-level and
+    inside JSON credentials), finishes the rest, lists each one, exits 1; key-status counts them."""
+    from crm.crypto import Binding, Keyring
+
+    lost_app = app_with(database_url, LOST)
+    with lost_app.app_context():
+        db.drop_all()
+        db.create_all()
+        owner = create_user("lost@example.com", "a long password")
+        lost_token = service.create_integration(owner, "CHATWOOT", chatwoot_values("w-lost", "lost-token-abcdefghij"))
+        lost_oauth = service.create_integration(owner, "CUSTOM", oauth_values("c-lost", "id-lost", "secret-lost-xxxx"))
+        ids = {"token": lost_token.id, "oauth": lost_oauth.id, "user": owner.id}
+    old_app = app_with(database_url, OLD)
+    with old_app.app_context():
+        owner = db.session.get(Integration, ids["token"]).owner
+        ids["good"] = service.create_integration(owner, "CHATWOOT", chatwoot_values("w-ok", "good-token-abcdefgh")).id
+        mixed = service.create_integration(owner, "CUSTOM", oauth_values("c-mixed", "id-mixed", "secret-mixed-xxxx"))
+        ids["mixed"] = mixed.id
+        # One entry of the JSON credentials sealed under the lost key, the other under the old one.
+        configuration = dict(mixed.configuration)
+        credentials = dict(configuration["credentials"])
+        credentials["clientId"] = Keyring(bytes.fromhex(LOST)).seal(
+            "id-mixed", Binding(owner.id, mixed.id, "credentials.clientId")
+        )
+        configuration["credentials"] = credentials
+        mixed.configuration = configuration
+        db.session.commit()
+
+    app = app_with(database_url, NEW, OLD)
+    runner = app.test_cli_runner()
+    with app.app_context():
+        before = {name: stored_configuration(ids[name]) for name in ("token", "oauth", "mixed")}
+        assert key_status() == {"unreadable": 4, OLD_KID: 2}
+    status = runner.invoke(args=["crm", "key-status"])
+    assert status.exit_code == 0
+    assert "unreadable      4 values" in status.output
+    assert LOST_KID not in status.output  # no row for the lost key: those values count as unreadable
+
+    rotated = runner.invoke(args=["crm", "rotate-key", "--batch-size", "2"])
+    assert rotated.exit_code == 1, rotated.output
+    assert rotated.exception is None or isinstance(rotated.exception, SystemExit)
+    assert "Traceback" not in rotated.output and "KeyError" not in rotated.output
+    assert "Re-encrypted 2 values in 2 integrations" in rotated.output
+    assert "4 values can't be read" in rotated.output
+    for integration_id, field in [
+        (ids["token"], "api_key"),
+        (ids["oauth"], "credentials.clientId"),
+        (ids["oauth"], "credentials.clientSecret"),
+        (ids["mixed"], "credentials.clientId"),
+    ]:
+        assert f"integration {integration_id}  field {field}  key id {LOST_KID}" in rotated.output
+
+    with app.app_context():
+        assert stored_configuration(ids["token"]) == before["token"]  # untouched, byte for byte
+        assert stored_configuration(ids["oauth"]) == before["oauth"]
+        mixed_now = stored_configuration(ids["mixed"])
+        assert mixed_now["credentials"]["clientId"] == before["mixed"]["credentials"]["clientId"]  # kept, not dropped
+        assert mixed_now["credentials"]["clientSecret"].split(":")[2] == NEW_KID  # the readable one moved on
+        good = service.live_configuration(
+            db.session.get(Integration, ids["good"]).owner, db.session.get(Integration, ids["good"])
+        )
+        assert good["api_key"] == "good-token-abcdefgh"
+        assert key_status() == {"unreadable": 4, NEW_KID: 2}
+
+    again = runner.invoke(args=["crm", "rotate-key"])
+    assert again.exit_code == 1 and "Re-encrypted 0 values" in again.output  # still listed, nothing changed
+
+    # Once the lost key is configured again, the kept values read and rotate like any other.
+    found = app_with(database_url, NEW, f"{OLD},{LOST}")
+    with found.app_context():
+        report = rotate()
+        assert report.unreadable == [] and report.values_resealed == 4
+        assert key_status() == {NEW_KID: 6}
+        mixed = db.session.get(Integration, ids["mixed"])
+        assert service.live_configuration(mixed.owner, mixed)["credentials"]["clientId"] == "id-mixed"
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from flask import Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 MAX_BODY_BYTES = 64 * 1024
+MAX_NESTING = 32
+JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+JSON_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class APIError(HTTPException):
@@ -48,9 +52,25 @@ def json_body() -> dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise too_large
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise APIError(400, "The body is not valid JSON: send UTF-8.") from None
+    if nesting_depth(text) > MAX_NESTING:
+        raise APIError(400, f"The body is nested deeper than {MAX_NESTING} levels.")
+    try:
+        body = json.loads(text)
+    except ValueError:
         raise APIError(400, "The body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise APIError(400, "The body must be a JSON object.")
     return body
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in `text`, counted without parsing (json.loads would recurse
+    once per level and fail with RecursionError on a body of 64 KiB of brackets)."""
+    depth = deepest = 0
+    for bracket in JSON_BRACKET.findall(JSON_STRING.sub('""', text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest

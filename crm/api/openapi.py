@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from crm.api.body import MAX_BODY_BYTES
+from crm.api.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, MAX_SEARCH_LENGTH
 from crm.providers import all_providers
 from crm.providers.base import OUTCOMES, Field, Provider
 
@@ -45,12 +46,63 @@ def responses(success: dict[str, Any], *codes: str) -> dict[str, Any]:
     return {**success, **{code: ERRORS[code] for code in ("401", "405", *codes)}}
 
 
+def page_parameters(searchable: bool) -> list[dict[str, Any]]:
+    parameters = [
+        {
+            "name": "page",
+            "in": "query",
+            "description": "Page number, from 1. Past the last page the list is empty.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
+        },
+        {
+            "name": "perPage",
+            "in": "query",
+            "description": f"Items per page, at most {MAX_PER_PAGE}.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": DEFAULT_PER_PAGE},
+        },
+    ]
+    if searchable:
+        parameters.append(
+            {
+                "name": "search",
+                "in": "query",
+                "description": "Only items whose name, email or phone contains this text (any case).",
+                "schema": {"type": "string", "maxLength": MAX_SEARCH_LENGTH},
+            }
+        )
+    return parameters
+
+
+def page_of(key: str, item: str, summary: str, searchable: bool = False) -> dict[str, Any]:
+    """A paginated list: `{key: [...], "pagination": {...}}` and a Link header with rel=next/prev."""
+    link = {
+        "description": 'Where the neighbouring pages are: `<url>; rel="next", <url>; rel="prev"` (absent on a '
+        "single page).",
+        "schema": {"type": "string"},
+    }
+    schema = {
+        "type": "object",
+        "required": [key, "pagination"],
+        "properties": {key: {"type": "array", "items": ref(item)}, "pagination": ref("Pagination")},
+    }
+    return {
+        "summary": summary,
+        "parameters": page_parameters(searchable),
+        "responses": responses(
+            {"200": {"description": summary, "headers": {"Link": link}, "content": {JSON: {"schema": schema}}}},
+            "422",
+        ),
+    }
+
+
 def field_schema(spec: Field, for_write: bool) -> dict[str, Any]:
     base: dict[str, Any] = {"description": spec.label + (f". {spec.help}" if spec.help else "")}
     if spec.sensitive:
         summary = ref("SecretSummary")
         if spec.type == "json":
             stored = {"type": "object", "additionalProperties": summary}
+            if spec.parts:  # its keys are declared: one per part, e.g. credentials.apiKey
+                stored = {"type": "object", "properties": {part.name: summary for part in spec.parts}}
             if for_write:
                 return {
                     **base,
@@ -87,6 +139,9 @@ def configuration_schema(provider: type[Provider], for_write: bool) -> dict[str,
             group = properties.setdefault(spec.group, {"type": "object", "properties": {}})
             target = group["properties"]
         target[spec.api_name] = field_schema(spec, for_write)
+        if for_write:  # a part may also be written as a flat key, e.g. "apiKey" for credentials.apiKey
+            for part in spec.parts:
+                properties[part.name] = {"type": "string", "description": f"{part.label}: {spec.api_name}.{part.name}"}
     return {
         "type": "object",
         "title": f"{provider.name} configuration",
@@ -115,12 +170,27 @@ def schemas() -> dict[str, Any]:
         },
         "Integration": {
             "type": "object",
-            "required": ["id", "name", "type", "isActive", "configuration", "lastTest", "createdAt", "updatedAt"],
+            "required": [
+                "id",
+                "name",
+                "type",
+                "isActive",
+                "isPrimary",
+                "configuration",
+                "lastTest",
+                "createdAt",
+                "updatedAt",
+            ],
             "properties": {
                 "id": {"type": "string", "format": "uuid"},
                 "name": {"type": "string"},
                 "type": {"const": "CRM"},
                 "isActive": {"type": "boolean"},
+                "isPrimary": {
+                    "type": "boolean",
+                    "description": "The one integration the platform acts through: active, and of a provider "
+                    "the platform can operate in (Chatwoot). At most one is; none when no integration can be.",
+                },
                 "configuration": {"oneOf": [ref(f"{p.id}Configuration") for p in available]},
                 "lastTest": {"oneOf": [{"type": "null"}, ref("LastTest")]},
                 "createdAt": {"type": "string"},
@@ -172,6 +242,30 @@ def schemas() -> dict[str, Any]:
             },
         },
         "Provider": {"type": "object", "required": ["id", "name", "availability", "fields"]},
+        "Contact": {
+            "type": "object",
+            "required": ["id", "name", "email", "phone", "syncError", "createdAt", "updatedAt"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "name": {"type": "string"},
+                "email": {"type": ["string", "null"]},
+                "phone": {"type": ["string", "null"], "description": "E.164, e.g. +4930123456."},
+                "syncError": {"type": ["string", "null"], "description": "Why the last sync of it failed."},
+                "createdAt": {"type": "string"},
+                "updatedAt": {"type": "string"},
+            },
+        },
+        "Pagination": {
+            "type": "object",
+            "required": ["page", "perPage", "total", "next", "prev"],
+            "properties": {
+                "page": {"type": "integer", "minimum": 1},
+                "perPage": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+                "total": {"type": "integer", "minimum": 0, "description": "Items on all pages together."},
+                "next": {"type": ["string", "null"], "description": "The next page's URL (as in Link rel=next)."},
+                "prev": {"type": ["string", "null"], "description": "The previous page's URL (Link rel=prev)."},
+            },
+        },
     }
     for provider in available:
         result[f"{provider.id}Configuration"] = configuration_schema(provider, for_write=False)
@@ -230,35 +324,36 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                 }
             },
             "/api/dashboard/integrations": {
-                "get": {
-                    "summary": "Your integrations",
-                    "responses": responses(
-                        {
-                            "200": {
-                                "description": "Integrations",
-                                "content": {
-                                    JSON: {
-                                        "schema": {
-                                            "type": "object",
-                                            "required": ["integrations"],
-                                            "properties": {
-                                                "integrations": {"type": "array", "items": ref("Integration")}
-                                            },
-                                        }
-                                    }
-                                },
-                            }
-                        }
-                    ),
-                }
+                "get": page_of("integrations", "Integration", "Your integrations, oldest first"),
+            },
+            "/api/dashboard/contacts": {
+                "get": page_of("contacts", "Contact", "Your contacts in natural name order", searchable=True),
             },
             "/api/dashboard/integrations/create": {
                 "post": {
                     "summary": "Create an integration",
                     **write,
                     "requestBody": body("CreateIntegration"),
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "Any unique string of 1 to 64 characters. A repeat with the same key "
+                            "creates nothing and answers 200 with the integration the first request created.",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+                        }
+                    ],
                     "responses": responses(
-                        {"201": {"description": "Created", **integration}}, "400", "413", "415", "422", "429"
+                        {
+                            "201": {"description": "Created", **integration},
+                            "200": {"description": "Already created with this Idempotency-Key", **integration},
+                        },
+                        "400",
+                        "413",
+                        "415",
+                        "422",
+                        "429",
                     ),
                 }
             },

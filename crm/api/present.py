@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from crm.integrations import service
-from crm.models import Integration
+from crm.models import Contact, Integration
 from crm.providers import get_provider
 
 
@@ -31,10 +31,24 @@ def integration_json(integration: Integration) -> dict[str, Any]:
         "name": integration.name,
         "type": integration.type,
         "isActive": integration.is_active,
+        # The service keeps this flag on the one integration service.primary_of names (or on none).
+        "isPrimary": integration.is_primary,
         "configuration": configuration,
         "lastTest": last_test,
         "createdAt": timestamp(integration.created_at),
         "updatedAt": timestamp(integration.updated_at),
+    }
+
+
+def contact_json(contact: Contact) -> dict[str, Any]:
+    return {
+        "id": contact.id,
+        "name": contact.name,
+        "email": contact.email,
+        "phone": contact.phone,
+        "syncError": contact.sync_error,
+        "createdAt": timestamp(contact.created_at),
+        "updatedAt": timestamp(contact.updated_at),
     }
 
 

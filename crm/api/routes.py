@@ -1,19 +1,21 @@
-"""The JSON API of the setup guide: /api/dashboard/integrations/... and /api/dashboard/providers."""
+"""The JSON API: /api/dashboard/integrations/..., /api/dashboard/providers and /api/dashboard/contacts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from flask_login import current_user, login_required
 
 from crm import limits
 from crm.api import bp
 from crm.api.body import APIError, json_body, json_response
 from crm.api.openapi import openapi_document
-from crm.api.present import integration_json, test_result_json
+from crm.api.pagination import page_request, paginated
+from crm.api.present import contact_json, integration_json, test_result_json
 from crm.auth.guards import public
-from crm.htmx import no_store
+from crm.contacts import service as contacts_service
+from crm.http import no_store
 from crm.integrations import service
 from crm.providers import all_providers, get_provider
 from crm.providers.base import Provider
@@ -90,8 +92,18 @@ def providers():
 @bp.get("/dashboard/integrations")
 @login_required
 def list_integrations():
-    integrations = service.list_integrations(current_user)
-    return json_response({"integrations": [integration_json(i) for i in integrations]})
+    wanted = page_request()
+    integrations = service.list_integrations(current_user)  # a user's few, in one query: sliced here
+    page = [integration_json(i) for i in wanted.slice(integrations)]
+    return paginated("integrations", page, len(integrations), wanted)
+
+
+@bp.get("/dashboard/contacts")
+@login_required
+def list_contacts():
+    wanted = page_request(searchable=True)
+    contacts, total = contacts_service.list_contacts_page(current_user, wanted.page, wanted.per_page, wanted.search)
+    return paginated("contacts", [contact_json(c) for c in contacts], total, wanted)
 
 
 @bp.post("/dashboard/integrations/create")
@@ -104,10 +116,14 @@ def create_integration():
     provider = provider_of_body(configuration)
     values = {"name": body.get("name"), **provider.values_from_api(configuration)}
     try:
-        integration = service.create_integration(current_user, provider.id, values)
+        integration, created = service.create_once(
+            current_user, provider.id, values, creation_key=request.headers.get("Idempotency-Key")
+        )
+    except service.BadCreationKey:
+        raise invalid("Idempotency-Key", "Send 1 to 64 characters.") from None
     except service.ValidationFailed as exc:
         raise unprocessable(provider, exc) from None
-    return json_response(integration_json(integration), 201)
+    return json_response(integration_json(integration), 201 if created else 200)
 
 
 @bp.post("/dashboard/integrations/test")

@@ -47,7 +47,7 @@ def register():
 @bp.route("/login", methods=["GET", "POST"])
 @public
 @limits.login_by_address
-@limits.login_by_email
+@limits.failed_logins
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("integrations.index"))
@@ -57,6 +57,7 @@ def login():
         if user is not None:
             _start_session(user)
             return redirect(url_for("integrations.index"))
+        limits.count_failed_login()
         form.form_errors.append(LOGIN_FAILED)
     status = 422 if form.errors or form.form_errors else 200
     return render_template("auth/login.html", form=form), status
@@ -64,6 +65,7 @@ def login():
 
 @bp.post("/logout")
 @login_required
+@limits.logout
 def logout():
     current_user.end_sessions()  # this cookie, and any copy of it, no longer logs anyone in
     db.session.commit()

@@ -1,4 +1,5 @@
 from flask import Blueprint
+from markupsafe import Markup, escape
 
 bp = Blueprint("integrations", __name__, url_prefix="/dashboard/integrations")
 
@@ -19,3 +20,10 @@ def ago(moment) -> str:
         return f"{seconds // 3600} h ago"
     days = seconds // 86400
     return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+@bp.app_template_filter("breakable")
+def breakable(text) -> Markup:
+    """A host or URL that may wrap after its dots and slashes, not in the middle of a word."""
+    # Escaped first, so the Markup holds only our <wbr> tags (str.replace: Markup.replace is slow).
+    return Markup(str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>"))  # noqa: S704

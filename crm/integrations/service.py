@@ -7,12 +7,17 @@ user's row. Sensitive values are sealed before a row is written and opened only 
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from crm import audit
 from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed
@@ -47,6 +52,18 @@ def outbound_client() -> GuardedClient:
     return current_app.extensions["crm_http"]
 
 
+WEB_DEADLINE_SECONDS = 15.0
+
+
+def web_deadline() -> float | None:
+    """The deadline of CRM work a web request waits for (a save's provisioning, a message): at most
+    15 s (CRM_WEB_DEADLINE), retries included. Jobs and the CLI have none of their own."""
+    if not has_request_context():
+        return None
+    seconds = float(current_app.config.get("CRM_WEB_DEADLINE", WEB_DEADLINE_SECONDS))
+    return time.monotonic() + min(seconds, WEB_DEADLINE_SECONDS)
+
+
 # --- reading -----------------------------------------------------------------------------------
 
 
@@ -76,6 +93,30 @@ def owner_of(integration_id: object) -> User:
 
 def provider_of(integration: Integration) -> type[Provider]:
     return get_provider(integration.provider)
+
+
+# --- the primary integration -------------------------------------------------------------------
+
+
+def can_be_primary(integration: Integration) -> bool:
+    """Only an active integration the platform can act in may be the one it acts through."""
+    return integration.is_active and get_provider(integration.provider).can_operate
+
+
+def primary_of(integrations: list[Integration]) -> Integration | None:
+    """The integration the platform acts through: the one marked primary if it can be, else the
+    oldest that can. The banner, the cards, the API and crm_for all ask this one question."""
+    eligible = [i for i in integrations if can_be_primary(i)]
+    eligible.sort(key=lambda i: (not i.is_primary, i.created_at or utcnow()))  # a new row has no date yet
+    return eligible[0] if eligible else None
+
+
+def _settle_primary(integrations: list[Integration]) -> Integration | None:
+    """Keep the stored flag on exactly the integration primary_of names (or on none)."""
+    primary = primary_of(integrations)
+    for integration in integrations:
+        integration.is_primary = integration is primary
+    return primary
 
 
 # --- sealing -----------------------------------------------------------------------------------
@@ -200,19 +241,75 @@ def available_provider(provider_id: object) -> type[Provider]:
     return provider
 
 
-def create_integration(owner: User, provider_id: str, raw: Mapping[str, Any]) -> Integration:
+CREATION_KEY_MAX = 64
+
+
+class BadCreationKey(ValueError):
+    """An Idempotency-Key (or form id) that is empty or longer than CREATION_KEY_MAX characters."""
+
+
+def created_with(owner: User, creation_key: str) -> Integration | None:
+    query = select(Integration).where(Integration.user_id == owner.id, Integration.creation_key == creation_key)
+    return db.session.scalars(query).first()
+
+
+def create_integration(
+    owner: User,
+    provider_id: str,
+    raw: Mapping[str, Any],
+    *,
+    creation_key: str | None = None,
+    tests: Mapping[str, Any] | None = None,
+) -> Integration:
+    return create_once(owner, provider_id, raw, creation_key=creation_key, tests=tests)[0]
+
+
+def create_once(
+    owner: User,
+    provider_id: str,
+    raw: Mapping[str, Any],
+    *,
+    creation_key: str | None = None,
+    tests: Mapping[str, Any] | None = None,
+) -> tuple[Integration, bool]:
+    """Create an integration, or answer the one this `creation_key` already created: (integration,
+    created). A double click or a replayed request then makes one integration, not two.
+
+    `tests` maps configuration fingerprints to test results the caller saw (see `fingerprint`):
+    one for exactly these values is recorded on the new integration."""
+    if creation_key is not None:
+        if not creation_key or len(creation_key) > CREATION_KEY_MAX:
+            raise BadCreationKey(creation_key)
+        existing = created_with(owner, creation_key)
+        if existing is not None:
+            return existing, False
     provider = available_provider(provider_id)
     values = _validated(provider, raw)
     integration = Integration(
-        id=str(uuid.uuid4()), user_id=owner.id, type=INTEGRATION_TYPE, provider=provider.id, is_active=True
+        id=str(uuid.uuid4()),
+        user_id=owner.id,
+        type=INTEGRATION_TYPE,
+        provider=provider.id,
+        is_active=True,
+        creation_key=creation_key,
     )
+    tested = (tests or {}).get(fingerprint(provider, values))
     _apply(integration, provider, values)
-    integration.is_primary = not any(i.is_primary for i in list_integrations(owner))
+    _record_test(integration, tested)
+    existing = list_integrations(owner)
     db.session.add(integration)
+    _settle_primary([*existing, integration])
     audit.record(owner.id, "create", integration)
-    db.session.commit()
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The same key committed by a concurrent request (the second click of a double click).
+        db.session.rollback()
+        if creation_key is None or (winner := created_with(owner, creation_key)) is None:
+            raise
+        return winner, False
     _provision(owner, integration)
-    return integration
+    return integration, True
 
 
 def _provision(owner: User, integration: Integration) -> None:
@@ -228,6 +325,7 @@ def update_integration(
     name: str | None = None,
     is_active: bool | None = None,
     raw: Mapping[str, Any] | None = None,
+    tests: Mapping[str, Any] | None = None,
 ) -> Integration:
     integration = get_integration(owner, integration_id)
     provider = provider_of(integration)
@@ -239,14 +337,21 @@ def update_integration(
         candidate = _validated(provider, merged, stored)
         if secrets_must_be_reentered(provider, stored, candidate):
             _require_reentry(provider, merged, stored)
+        tested = (tests or {}).get(fingerprint(provider, candidate, integration))
+        before_name, before = integration.name, dict(stored)
         _apply(integration, provider, candidate)
-        # A changed configuration has not been tested yet.
-        integration.last_test_outcome = integration.last_test_message = integration.last_tested_at = None
-        audit.record(owner.id, "update", integration)
+        changed = _changed_labels(provider, before_name, before, integration)
+        if tested is not None:
+            _record_test(integration, tested)
+        elif any(label != NAME_LABEL for label in changed):
+            # A changed host, account or secret has not been tested yet; a new name keeps its test.
+            integration.last_test_outcome = integration.last_test_message = integration.last_tested_at = None
+        audit.record(owner.id, "update", integration, detail=", ".join(changed) or "nothing changed")
     activated = is_active is not None and bool(is_active) and not integration.is_active
     if is_active is not None and bool(is_active) != integration.is_active:
         integration.is_active = bool(is_active)
         audit.record(owner.id, "activate" if integration.is_active else "deactivate", integration)
+        _settle_primary(list_integrations(owner))
     integration.updated_at = utcnow()
     db.session.commit()
     if raw is not None or activated:
@@ -254,8 +359,15 @@ def update_integration(
     return integration
 
 
+class CannotBePrimary(ValueError):
+    """The integration is inactive, or the platform cannot act in its provider."""
+
+
 def make_primary(owner: User, integration_id: object) -> Integration:
     chosen = get_integration(owner, integration_id)
+    if not can_be_primary(chosen):
+        reason = "is inactive" if not chosen.is_active else "is a CRM the platform cannot act in yet"
+        raise CannotBePrimary(f"{chosen.name} cannot be primary: it {reason}.")
     for integration in list_integrations(owner):
         integration.is_primary = integration.id == chosen.id
     audit.record(owner.id, "make_primary", chosen)
@@ -263,15 +375,59 @@ def make_primary(owner: User, integration_id: object) -> Integration:
     return chosen
 
 
-def delete_integration(owner: User, integration_id: object) -> None:
+def delete_integration(owner: User, integration_id: object) -> Integration | None:
+    """Delete it; answers the primary integration afterwards (None when no integration can be)."""
     integration = get_integration(owner, integration_id)
     audit.record(owner.id, "delete", integration)
     db.session.delete(integration)
-    if integration.is_primary:
-        remaining = [i for i in list_integrations(owner) if i.id != integration.id]
-        if remaining:
-            remaining[0].is_primary = True  # the oldest one takes over
+    primary = _settle_primary([i for i in list_integrations(owner) if i.id != integration.id])
     db.session.commit()
+    return primary
+
+
+def primary_integration(owner: User) -> Integration | None:
+    return primary_of(list_integrations(owner))
+
+
+# --- test results bound to a configuration -------------------------------------------------------
+
+NAME_LABEL = "name"
+
+
+def fingerprint(provider: type[Provider], values: Mapping[str, Any], integration: Integration | None = None) -> str:
+    """An HMAC of exactly the configuration a test ran against (the name aside): typed secrets in
+    clear, kept ones as their sealed form. Saving the same values finds the test; any other host,
+    account or secret does not. Keyed with SECRET_KEY, so it reveals nothing of the secret."""
+    stored = (integration.configuration or {}) if integration is not None else {}
+    sensitive = {spec.name for spec in provider.sensitive_fields()}
+    config = {key: value for key, value in stored.items() if key not in sensitive}
+    config.update({key: value for key, value in values.items() if key != "name"})
+    for name in sensitive:
+        if name not in values and name in stored:
+            config[name] = ["kept", stored[name]]
+    message = json.dumps(
+        [provider.id, integration.id if integration is not None else None, config], sort_keys=True, default=str
+    )
+    key = str(current_app.config["SECRET_KEY"]).encode()
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _record_test(integration: Integration, tested: Mapping[str, Any] | None) -> None:
+    if tested is None:
+        return
+    integration.last_test_outcome = tested["outcome"]
+    integration.last_test_message = tested["message"]
+    integration.last_tested_at = utcnow()
+
+
+def _changed_labels(provider: type[Provider], before_name: str, before: Mapping[str, Any], after: Integration):
+    """What an update changed, by label (never a value): for the history."""
+    changed = [NAME_LABEL] if before_name != after.name else []
+    now = after.configuration or {}
+    for spec in provider.config_fields:
+        if before.get(spec.name) != now.get(spec.name):
+            changed.append(spec.label)
+    return changed
 
 
 def record_test_result(owner: User, integration_id: object, outcome: str, message: str) -> Integration:
@@ -296,6 +452,16 @@ def test_connection(
 
     With `integration_id`, blank secrets are taken from that saved integration (never across a
     change of host), and a test of the saved configuration as it is records its outcome."""
+    return test_and_fingerprint(owner, provider_id, raw, integration_id)[0]
+
+
+def test_and_fingerprint(
+    owner: User,
+    provider_id: str | None,
+    raw: Mapping[str, Any],
+    integration_id: object | None = None,
+) -> tuple[ConnectionResult, str]:
+    """test_connection, and the fingerprint of what was tested (for a save that follows it)."""
     if integration_id is None:
         provider = available_provider(provider_id)
         # Destinations are left to the test itself, which answers blocked_destination or invalid_url.
@@ -303,7 +469,7 @@ def test_connection(
         result = provider.run_test(config, outbound_client())
         audit.record(owner.id, "test", outcome=result.outcome, provider=provider.id, detail="unsaved values")
         db.session.commit()
-        return result
+        return result, fingerprint(provider, config)
 
     integration = get_integration(owner, integration_id)
     provider = provider_of(integration)
@@ -322,7 +488,7 @@ def test_connection(
     if unchanged:
         record_test_result(owner, integration.id, result.outcome, result.message)
     db.session.commit()
-    return result
+    return result, fingerprint(provider, candidate, integration)
 
 
 # --- the outbound path -------------------------------------------------------------------------
@@ -385,7 +551,11 @@ def secret_hints(integration: Integration) -> dict[str, str]:
         summary = secret_summary(integration, spec)
         if summary is None:
             continue
-        if spec.type == "json":
+        if spec.parts:  # one input per key: one hint per key
+            for key, info in summary.items():
+                ending = f", ending in {info['last4']}" if "last4" in info else ""
+                hints[f"{spec.name}.{key}"] = f"Saved{ending}. Leave blank to keep it."
+        elif spec.type == "json":
             parts = [f"{key} ending in {info['last4']}" if "last4" in info else key for key, info in summary.items()]
             hints[spec.name] = f"Saved: {', '.join(parts)}. Leave blank to keep them."
         elif "last4" in summary:

@@ -1,5 +1,7 @@
 """Send a message to a contact: find or create the contact, a conversation in the platform's inbox,
-then post the message."""
+then post the message. In the operator's shared account the contact is always one this user created
+(checked by its tenant identifier before its stored id is used: see crm.operations.sync), so a message
+never lands in another user's or an outside contact's conversation."""
 
 from __future__ import annotations
 

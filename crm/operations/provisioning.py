@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
+
 from crm import audit
 from crm.extensions import db
 from crm.integrations import service
@@ -77,7 +79,15 @@ def provision(owner: User, integration: Integration) -> str | None:
     if integration.provider != "CHATWOOT" or not integration.is_active or not (inboxes or bots):
         return None
     live = service.live_configuration(owner, integration, purpose="provisioning")
-    api = ChatwootAPI(service.outbound_client(), live["base_url"], live["account_id"], live["api_key"])
+    # A save waits for this: one deadline for every call and retry (at most 15 s from a web request).
+    api = ChatwootAPI(
+        service.outbound_client(),
+        live["base_url"],
+        live["account_id"],
+        live["api_key"],
+        deadline=service.web_deadline(),
+        retry_base=current_app.config.get("CRM_RETRY_BASE_SECONDS", 1.0),
+    )
     problem = None
     try:
         integration.remote = provision_api(api, integration.remote or {}, inboxes, bots)

@@ -1,7 +1,8 @@
 """`crm_for(user)`: the one entry point the platform calls to act in a user's CRM.
 
 Order: the user's primary active Chatwoot integration, else the operator's CHATWOOT_* settings
-(all three), else a typed error. Secrets are opened here, on the outbound path, and nowhere else.
+(all three; one account shared by many users: `CRMTarget.shared`), else a typed error. Secrets are
+opened here, on the outbound path, and nowhere else.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ NO_CRM_MESSAGE = (
     "No CRM configured: add one under Dashboard → Integrations, "
     "or set CHATWOOT_BASE_URL, CHATWOOT_ACCOUNT_ID and CHATWOOT_API_KEY"
 )
-OPERATIONS_PROVIDERS = ("CHATWOOT",)  # providers the platform can act in (Custom CRMs can only be tested)
 
 
 class NoCRMConfigured(LookupError):
@@ -42,6 +42,12 @@ class CRMTarget:
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
     @property
+    def shared(self) -> bool:
+        """The operator's account, shared by every user without an integration: each user may only
+        touch the contacts they created there (see crm.operations.sync)."""
+        return self.source == "environment"
+
+    @property
     def label(self) -> str:
         if self.integration is not None:
             return f"your integration “{self.integration.name}”"
@@ -49,10 +55,9 @@ class CRMTarget:
 
 
 def operational_integration(owner: User) -> Integration | None:
-    """The integration the platform acts through: the primary one if active, else the oldest active."""
-    candidates = [i for i in service.list_integrations(owner) if i.is_active and i.provider in OPERATIONS_PROVIDERS]
-    candidates.sort(key=lambda i: (not i.is_primary, i.created_at))
-    return candidates[0] if candidates else None
+    """The integration the platform acts through (see service.primary_of: active, a provider that can
+    operate, the primary one first)."""
+    return service.primary_integration(owner)
 
 
 def environment_settings() -> tuple[str, int, str] | None:
@@ -77,13 +82,14 @@ def source_for(owner: User) -> str:
 def crm_for(owner: User) -> CRMTarget:
     http = service.outbound_client()
     retry_base = current_app.config.get("CRM_RETRY_BASE_SECONDS", 1.0)
+    deadline = service.web_deadline()  # a web request's work ends in time; a job's calls have their own
     integration = operational_integration(owner)
     if integration is not None:
         live = service.live_configuration(owner, integration, purpose="platform operation")
-        api = ChatwootAPI(http, live["base_url"], live["account_id"], live["api_key"], retry_base=retry_base)
+        api = ChatwootAPI(http, live["base_url"], live["account_id"], live["api_key"], deadline, retry_base)
         return CRMTarget("integration", api, integration)
     settings = environment_settings()
     if settings is not None:
         base_url, account_id, token = settings
-        return CRMTarget("environment", ChatwootAPI(http, base_url, account_id, token, retry_base=retry_base))
+        return CRMTarget("environment", ChatwootAPI(http, base_url, account_id, token, deadline, retry_base))
     raise NoCRMConfigured()

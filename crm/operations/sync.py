@@ -1,6 +1,11 @@
 """Contact sync: create or update each contact in the user's Chatwoot, by a stable key.
 
-- The key is our contact id as Chatwoot's `identifier`, then email, then phone.
+- The key is the contact's Chatwoot `identifier`. In the user's own account it is our contact id, and a
+  contact already there is also matched by email, then phone: it is their account.
+- In the operator's shared account (`CRMTarget.shared`) every user without an integration has contacts,
+  so there the identifier is tenant-scoped (a keyed hash of user and contact id, which shows neither)
+  and it is the only key: a user never reads, changes or messages a contact they did not create there.
+  An email or phone that another contact holds there is left out, with a note naming no other contact.
 - Per-contact state (target, remote id, content hash) means an unchanged contact is not sent again,
   and a sync that was interrupted continues where it stopped without creating duplicates: a
   contact created just before a crash answers 422 on the next create and is looked up instead.
@@ -10,9 +15,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from flask import current_app
@@ -21,13 +29,40 @@ from sqlalchemy import select, update
 from crm.contacts.service import content_hash
 from crm.extensions import db
 from crm.models import Contact, SyncRun, User, utcnow
-from crm.net import OutboundError
+from crm.net import OutboundError, Response
 from crm.operations.resolver import CRMTarget, crm_for
 from crm.providers.base import CRMError, network_message
 from crm.providers.chatwoot import ChatwootAPI
 
-LOOKUP_KEYS = (("identifier", "id"), ("email", "email"), ("phone_number", "phone"))
 COMMIT_EVERY = 500
+IDENTIFIER_PREFIX = "lbx-"
+IDENTIFIER_CONTEXT = b"localboxs: chatwoot contact identifier v1"
+# Chatwoot's words in a 422 when another contact holds a unique value ("Email has already been taken").
+TAKEN_LABELS = {"email": "Email", "phone_number": "Phone number"}
+FIELD_WORDS = {"email": "email", "phone_number": "phone number"}
+
+
+@lru_cache(maxsize=8)
+def _identifier_key(secret: str | bytes) -> bytes:
+    raw = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(raw, IDENTIFIER_CONTEXT, hashlib.sha256).digest()
+
+
+def tenant_identifier(secret: str | bytes, user_id: int, contact_id: str) -> str:
+    """The identifier of one user's contact in the shared account: deterministic, unique to that user
+    and contact, and keyed, so the operator's CRM shows neither id and no user can make another's."""
+    digest = hmac.new(_identifier_key(secret), f"{user_id}:{contact_id}".encode(), hashlib.sha256)
+    return IDENTIFIER_PREFIX + digest.hexdigest()[:40]
+
+
+def identifiers_for(shared: bool, user_id: int, contact_id: str) -> tuple[str, ...]:
+    """Every identifier that means this contact, the one to write first. The others are still
+    recognised as it: tenant identifiers made under an older SECRET_KEY (SECRET_KEY_FALLBACKS), and
+    the bare contact id (written by own integrations, and in the shared account before tenant ids)."""
+    config = current_app.config
+    secrets = [config["SECRET_KEY"], *(config.get("SECRET_KEY_FALLBACKS") or [])]
+    tenant = tuple(dict.fromkeys(tenant_identifier(secret, user_id, contact_id) for secret in secrets if secret))
+    return (*tenant, contact_id) if shared else (contact_id, *tenant)
 
 
 @dataclass(frozen=True)
@@ -39,13 +74,22 @@ class Snapshot:
     email: str | None
     phone: str | None
     remote_id: int | None
+    identifiers: tuple[str, ...]  # every identifier that is this contact; the first is written
+    shared: bool = False  # the operator's account: touch only contacts with one of `identifiers`
 
-    def payload(self) -> dict[str, Any]:
+    @property
+    def identifier(self) -> str:
+        return self.identifiers[0]
+
+    def owns(self, remote: Any) -> bool:
+        return isinstance(remote, dict) and remote.get("identifier") in self.identifiers
+
+    def payload(self, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
         # Never send "" for a value we do not mean to clear.
-        body = {"name": self.name, "identifier": self.id}
-        if self.email:
+        body = {"name": self.name, "identifier": self.identifier}
+        if self.email and "email" not in leave_out:
             body["email"] = self.email
-        if self.phone:
+        if self.phone and "phone_number" not in leave_out:
             body["phone_number"] = self.phone
         return body
 
@@ -56,6 +100,7 @@ class Outcome:
     kind: str  # created | updated | failed
     remote_id: int | None = None
     error: str | None = None
+    note: str | None = None  # sent, but not all of it (kept as the contact's sync_error)
 
 
 class SyncConflict(CRMError):
@@ -63,22 +108,62 @@ class SyncConflict(CRMError):
         super().__init__("account_not_found", message)
 
 
+def _words(fields: frozenset[str]) -> str:
+    return " and ".join(FIELD_WORDS[f] for f in sorted(fields)) or "these details"
+
+
+def taken_fields(response: Response) -> frozenset[str]:
+    """The fields a 422 says another contact already holds."""
+    body = response.json() if response.status == 422 else None
+    message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    return frozenset(f for f, label in TAKEN_LABELS.items() if f"{label} has already been taken" in message)
+
+
+def left_out_note(fields: frozenset[str]) -> str | None:
+    if not fields:
+        return None
+    words = _words(fields)
+    return f"Sent without its {words}: a contact with this {words} already exists in the platform's CRM."
+
+
+def refused(response: Response, snapshot: Snapshot) -> CRMError:
+    """Our words for a 422 that no lookup resolved. In the shared account it names no other contact."""
+    taken = taken_fields(response)
+    if taken and snapshot.shared:
+        return SyncConflict(
+            f"A contact with this {_words(taken)} already exists in the platform's CRM; change it, "
+            "or add your own Chatwoot under Dashboard → Integrations."
+        )
+    if taken:
+        return SyncConflict(f"Its {_words(taken)} belongs to another Chatwoot contact; merge or change one of them.")
+    body = response.json()
+    attributes = body.get("attributes") if isinstance(body, dict) else None
+    return CRMError("not_a_crm", f"Chatwoot refused it: {', '.join(map(str, attributes or []))} not accepted.")
+
+
+def _filter(api: ChatwootAPI, attribute: str, value: str) -> list[dict]:
+    condition = {"attribute_key": attribute, "filter_operator": "equal_to", "values": [value], "query_operator": None}
+    found = api.account_call("POST", "contacts", "filter", json={"payload": [condition]}) or {}
+    return [c for c in found.get("payload") or [] if isinstance(c, dict)]
+
+
 def lookup(api: ChatwootAPI, snapshot: Snapshot) -> dict | None:
-    """The Chatwoot contact that is this one: by identifier, then email, then phone (exact match)."""
-    for attribute, field_name in LOOKUP_KEYS:
-        value = getattr(snapshot, field_name)
+    """The Chatwoot contact that is this one. Shared account: by our identifiers only. The user's own
+    account: by identifier, then email, then phone (exact match)."""
+    if snapshot.shared:
+        keys = [("identifier", value) for value in snapshot.identifiers]
+    else:
+        keys = [("identifier", snapshot.identifier), ("email", snapshot.email), ("phone_number", snapshot.phone)]
+    for attribute, value in keys:
         if not value:
             continue
-        condition = {
-            "attribute_key": attribute,
-            "filter_operator": "equal_to",
-            "values": [value],
-            "query_operator": None,
-        }
-        found = api.account_call("POST", "contacts", "filter", json={"payload": [condition]}) or {}
-        for candidate in found.get("payload") or []:
+        for candidate in _filter(api, attribute, value):
+            if snapshot.shared:
+                if snapshot.owns(candidate):  # exactly: Chatwoot's identifier filter ignores case
+                    return candidate
+                continue
             if str(candidate.get(attribute) or "").lower() == str(value).lower():
-                if candidate.get("identifier") not in (None, "", snapshot.id):
+                if candidate.get("identifier") not in (None, "") and not snapshot.owns(candidate):
                     raise SyncConflict(
                         f"Its {attribute.replace('_', ' ')} belongs to another Chatwoot contact "
                         f"(#{candidate.get('id')}); merge or change one of them."
@@ -87,12 +172,31 @@ def lookup(api: ChatwootAPI, snapshot: Snapshot) -> dict | None:
     return None
 
 
-def _update(api: ChatwootAPI, remote_id: int, snapshot: Snapshot) -> Outcome | None:
-    response = api.patient_call("PATCH", api.account_path("contacts", remote_id), json=snapshot.payload())
+def still_ours(api: ChatwootAPI, remote_id: int, snapshot: Snapshot) -> bool:
+    """Whether a stored remote id still names this contact: in the shared account it may have been
+    deleted, merged or edited since, and nothing is changed or messaged there until it is checked."""
+    response = api.patient_call("GET", api.account_path("contacts", remote_id))
+    if response.status == 404:
+        return False
+    body = api.expect_json(response)
+    return snapshot.owns(body.get("payload") if isinstance(body, dict) else None)
+
+
+def _update(api: ChatwootAPI, remote_id: int, snapshot: Snapshot, checked: bool = False) -> Outcome | None:
+    """PATCH the contact; None when Chatwoot no longer has it (or, shared, it is no longer ours): create it."""
+    if snapshot.shared and not checked and not still_ours(api, remote_id, snapshot):
+        return None
+    path = api.account_path("contacts", remote_id)
+    response = api.patient_call("PATCH", path, json=snapshot.payload())
+    left_out = taken_fields(response) if snapshot.shared else frozenset()
+    if left_out:
+        response = api.patient_call("PATCH", path, json=snapshot.payload(left_out))
     if response.status == 404:
         return None  # deleted in Chatwoot: create it again
+    if response.status == 422:
+        raise refused(response, snapshot)
     api.expect_json(response)
-    return Outcome(snapshot.id, "updated", remote_id)
+    return Outcome(snapshot.id, "updated", remote_id, note=left_out_note(left_out))
 
 
 def upsert(api: ChatwootAPI, snapshot: Snapshot) -> Outcome:
@@ -100,26 +204,31 @@ def upsert(api: ChatwootAPI, snapshot: Snapshot) -> Outcome:
         updated = _update(api, snapshot.remote_id, snapshot)
         if updated:
             return updated
-    for attempt in range(2):
-        response = api.patient_call("POST", api.account_path("contacts"), json=snapshot.payload())
+    left_out: frozenset[str] = frozenset()
+    checked_after_500 = False
+    while True:
+        response = api.patient_call("POST", api.account_path("contacts"), json=snapshot.payload(left_out))
         if 200 <= response.status < 300:
             body = api.expect_json(response)
-            return Outcome(snapshot.id, "created", int(body["payload"]["contact"]["id"]))
-        if response.status == 422 or (response.status >= 500 and attempt == 0):
-            # A duplicate (or, after a 500, perhaps a create that did happen): find it and update it.
-            found = lookup(api, snapshot)
-            if found is not None:
-                updated = _update(api, int(found["id"]), snapshot)
-                if updated:
-                    return updated
-            if response.status == 422:
-                body = response.json() or {}
-                raise CRMError(
-                    "not_a_crm", f"Chatwoot refused it: {', '.join(body.get('attributes') or [])} not accepted."
-                )
+            return Outcome(snapshot.id, "created", int(body["payload"]["contact"]["id"]), note=left_out_note(left_out))
+        lost_answer = response.status >= 500 and not checked_after_500
+        if response.status != 422 and not lost_answer:
+            api.expect_json(response)  # raises with our words for 401, 402, 404, 429, 5xx ...
+            raise CRMError("server_error", network_message("server_error", "Chatwoot"))
+        # A duplicate (or, after a 500, perhaps a create that did happen): find it and update it.
+        found = lookup(api, snapshot)
+        if found is not None:
+            updated = _update(api, int(found["id"]), snapshot, checked=True)
+            if updated:
+                return updated
+        if lost_answer:
+            checked_after_500 = True
             continue
-        api.expect_json(response)  # raises with our words for 401, 402, 404, 429, 5xx ...
-    raise CRMError("server_error", network_message("server_error", "Chatwoot"))
+        taken = taken_fields(response)
+        if snapshot.shared and taken and not left_out:
+            left_out = taken  # another user's (or an outside) contact holds it: make ours without it
+            continue
+        raise refused(response, snapshot)
 
 
 def sync_one(api: ChatwootAPI, snapshot: Snapshot) -> Outcome:
@@ -175,7 +284,7 @@ def _sync_all(run: SyncRun, owner: User, target: CRMTarget) -> None:
     hashes: dict[str, str] = {}
     for row in rows:
         digest = content_hash({"name": row.name, "email": row.email, "phone": row.phone})
-        snapshot = snapshot_if_due(row, digest, target.key)
+        snapshot = snapshot_if_due(row, digest, target, owner.id)
         if snapshot is not None:
             hashes[row.id] = digest
             pending.append(snapshot)
@@ -210,7 +319,7 @@ def _state(outcome: Outcome, target_key: str, digest: str, run: SyncRun) -> dict
         "sync_target": target_key,
         "remote_id": outcome.remote_id,
         "synced_hash": digest,
-        "sync_error": None,
+        "sync_error": outcome.note,
     }
 
 
@@ -224,24 +333,32 @@ def _write(batch: list[dict[str, Any]], run: SyncRun) -> None:
     db.session.commit()
 
 
-def snapshot_if_due(contact: Any, digest: str, target_key: str) -> Snapshot | None:
+def snapshot_if_due(contact: Any, digest: str, target: CRMTarget, user_id: int) -> Snapshot | None:
     """What to send for a contact (a row or a Contact), or None when the target already has it as it
     is. A remote id counts only for the target it was made in."""
-    same_target = contact.sync_target == target_key
+    same_target = contact.sync_target == target.key
     if same_target and contact.synced_hash == digest and contact.remote_id:
         return None
-    remote_id = contact.remote_id if same_target else None
-    return Snapshot(contact.id, contact.name, contact.email, contact.phone, remote_id)
+    return snapshot_of(contact, target, user_id, contact.remote_id if same_target else None)
+
+
+def snapshot_of(contact: Any, target: CRMTarget, user_id: int, remote_id: int | None) -> Snapshot:
+    identifiers = identifiers_for(target.shared, user_id, contact.id)
+    return Snapshot(contact.id, contact.name, contact.email, contact.phone, remote_id, identifiers, target.shared)
 
 
 def ensure_remote_contact(target: CRMTarget, contact: Contact) -> int:
-    """The contact's id in Chatwoot, syncing it first when it is new or changed."""
+    """The contact's id in Chatwoot, syncing it first when it is new or changed. In the shared account
+    a stored id is used only once Chatwoot confirms it is still this user's contact."""
     digest = content_hash(contact)
-    snapshot = snapshot_if_due(contact, digest, target.key)
+    snapshot = snapshot_if_due(contact, digest, target, contact.user_id)
     if snapshot is None:
-        return contact.remote_id
+        known = snapshot_of(contact, target, contact.user_id, contact.remote_id)
+        if not target.shared or still_ours(target.api, contact.remote_id, known):
+            return contact.remote_id
+        snapshot = replace(known, remote_id=None)  # not (or no longer) ours: find ours by identifier
     outcome = upsert(target.api, snapshot)
     contact.sync_target, contact.remote_id = target.key, outcome.remote_id
-    contact.synced_hash, contact.sync_error = digest, None
+    contact.synced_hash, contact.sync_error = digest, outcome.note
     db.session.commit()
     return outcome.remote_id

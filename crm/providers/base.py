@@ -6,6 +6,7 @@ class in one file and touches no template and no route.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -19,8 +20,14 @@ FIELD_TYPES = ("text", "url", "password", "number", "checkbox", "select", "texta
 TRUE_WORDS = {"1", "true", "yes", "on", "y"}
 FALSE_WORDS = {"0", "false", "no", "off", "n", ""}
 MAX_TEXT = 2048
+# Category Cc (NUL, CR, LF, ESC, DEL...) forges log lines, HTTP headers and terminal output, and
+# PostgreSQL cannot store NUL; bidi overrides, isolates and LRM/RLM reorder text on screen unseen.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+BIDI_CONTROLS = re.compile(r"[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+CONTROL_NAMES = {"\x00": "a NUL byte", "\t": "a tab", "\n": "a line break", "\r": "a line break", "\x1b": "an escape"}
 
 
+@functools.cache  # a handful of field names, asked for on every API answer
 def camel_case(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
@@ -45,6 +52,8 @@ class Field:
     # (field, values): the field applies only while another field holds one of these values.
     shown_when: tuple[str, tuple[str, ...]] | None = None
     api_key: str | None = None  # overrides the derived camelCase name
+    # A json field's declared keys, each its own input (e.g. Custom CRM's credentials per auth type).
+    parts: tuple[Field, ...] = ()
 
     def __post_init__(self):
         if self.type not in FIELD_TYPES:
@@ -81,7 +90,13 @@ class Field:
         }
         if self.shown_when:
             info["shownWhen"] = {"field": camel_case(self.shown_when[0]), "values": list(self.shown_when[1])}
+        if self.parts:
+            info["parts"] = [part.describe() for part in self.parts]
         return info
+
+    def part_key(self, part: Field) -> str:
+        """The name a part's input and its errors go by, e.g. "credentials.apiKey"."""
+        return f"{self.name}.{part.name}"
 
 
 NAME_FIELD = Field(
@@ -133,6 +148,29 @@ def clean_url(value: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, "", ""))
 
 
+def unsafe_character_problem(text: str, line_breaks: bool = False, bidi: bool = False) -> str | None:
+    """What is wrong with `text` if it holds a control or bidi character, else None. The one rule for
+    every text the app stores: integration fields (form and API alike) and contacts. Free text such as
+    a message may allow line breaks and tabs (`line_breaks`) and direction marks (`bidi`)."""
+    for match in CONTROL_CHARACTERS.finditer(text):
+        char = match.group()
+        if line_breaks and char in "\r\n\t":
+            continue
+        what = CONTROL_NAMES.get(char, "a control character")
+        return f"Remove {what} (U+{ord(char):04X}): this field cannot contain control characters."
+    direction = None if bidi else BIDI_CONTROLS.search(text)
+    if direction:
+        return f"Remove the invisible text-direction character U+{ord(direction.group()):04X}."
+    return None
+
+
+def refuse_unsafe_characters(text: str, line_breaks: bool = False) -> str:
+    problem = unsafe_character_problem(text, line_breaks)
+    if problem:
+        raise FieldError(problem)
+    return text
+
+
 def _as_text(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldError("Enter text.")
@@ -163,9 +201,11 @@ def _as_number(value: Any) -> int:
 
 def _as_json_object(value: Any) -> dict[str, str]:
     if isinstance(value, str):
+        if len(value) > 64 * 1024:  # 20 entries of MAX_TEXT, with room for keys
+            raise FieldError("This JSON object is too long.")
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise FieldError('Enter a JSON object, e.g. {"apiKey": "..."}.') from None
     if not isinstance(value, dict):
         raise FieldError('Enter a JSON object, e.g. {"apiKey": "..."}.')
@@ -177,6 +217,9 @@ def _as_json_object(value: Any) -> dict[str, str]:
             raise FieldError("Keys must be names made of letters, digits and _.")
         if not isinstance(item, str) or not item.strip() or len(item) > MAX_TEXT:
             raise FieldError(f'The value of "{key}" must be non-empty text.')
+        problem = unsafe_character_problem(item.strip())
+        if problem:
+            raise FieldError(f'The value of "{key}": {problem}')
         result[key] = item.strip()
     return result
 
@@ -202,8 +245,8 @@ def clean_value(spec: Field, value: Any) -> Any:
     if spec.type == "json":
         return _as_json_object(value)
     if spec.type == "url":
-        return clean_url(_as_text(value))
-    text = _as_text(value)
+        return clean_url(refuse_unsafe_characters(_as_text(value)))
+    text = refuse_unsafe_characters(_as_text(value), line_breaks=spec.type == "textarea")
     if spec.type == "select" and text not in {v for v, _ in spec.choices}:
         raise FieldError(f"Choose one of: {', '.join(label for _, label in spec.choices)}.")
     limit = spec.max_length or MAX_TEXT
@@ -214,6 +257,60 @@ def clean_value(spec: Field, value: Any) -> Any:
     if spec.pattern and not re.fullmatch(spec.pattern, text):
         raise FieldError(spec.pattern_message)
     return text
+
+
+def _without_hidden_parts(spec: Field, value: Any, raw: Mapping[str, Any]) -> Any:
+    """Drop the parts of other choices (e.g. an API key while Bearer is chosen) before any check."""
+    if isinstance(value, str):
+        if len(value) > 64 * 1024:
+            return value  # clean_value refuses it without parsing it
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return value  # clean_value says what is wrong with it
+    if not isinstance(value, Mapping):
+        return value
+    hidden = {part.name for part in spec.parts if not part.applies(raw)}
+    return {key: item for key, item in value.items() if key not in hidden}
+
+
+def _check_parts(spec: Field, result: Validation) -> None:
+    """Keep the parts of `spec` that apply (another auth type's keys are neither checked nor stored)
+    and name each missing one. Saved parts are replaced together: typing one means typing them all."""
+    if spec.name in result.errors:
+        return
+    applicable = {part.name: part for part in spec.parts if part.applies(result.values)}
+    typed: dict[str, Any] = {}
+    for key, value in (result.values.pop(spec.name, None) or {}).items():
+        if key in applicable:
+            try:
+                typed[key] = clean_value(applicable[key], value)
+            except FieldError as exc:
+                result.add_error(spec.part_key(applicable[key]), str(exc))
+    if typed:
+        result.values[spec.name] = typed
+    stored = result.stored.get(spec.name) or {}
+    for part in applicable.values():
+        if not part.required or part.name in typed or spec.part_key(part) in result.errors:
+            continue
+        if typed and stored:
+            result.add_error(
+                spec.part_key(part),
+                f"Enter the {part.label} as well: saved {spec.label.lower()} are replaced together.",
+            )
+        elif typed or part.name not in stored:
+            result.add_error(spec.part_key(part), f"{part.label} is required.")
+
+
+def _parts_from_api(spec: Field, configuration: Mapping[str, Any]) -> Any:
+    """A parted field as the guide writes it ({"credentials": {"apiKey": "..."}}, or its JSON text) or
+    as flat keys ({"apiKey": "..."}). Parts sent back redacted ({"configured": true}) are left out."""
+    value = configuration.get(spec.api_name)
+    if value is None:
+        value = {part.name: configuration[part.name] for part in spec.parts if configuration.get(part.name) is not None}
+    if isinstance(value, Mapping):
+        value = {key: item for key, item in value.items() if not isinstance(item, Mapping)}
+    return value
 
 
 @dataclass
@@ -236,6 +333,8 @@ class Provider:
     features: ClassVar[tuple[str, ...]] = ()
     requires_oauth: ClassVar[bool] = False
     availability: ClassVar[str] = "available"  # or "coming_soon"
+    # The platform can act in it (inboxes, contacts, messages), so it may be the primary integration.
+    can_operate: ClassVar[bool] = False
     docs_url: ClassVar[str] = ""
     config_fields: ClassVar[tuple[Field, ...]] = ()
 
@@ -275,6 +374,8 @@ class Provider:
         result = Validation(stored=dict(stored_secrets))
         for spec in cls.fields():
             value = raw.get(spec.name)
+            if spec.parts:
+                value = _without_hidden_parts(spec, value, {f.name: raw.get(f.name, f.default) for f in cls.fields()})
             if is_blank(value):
                 if spec.default is not None and not spec.sensitive:
                     result.values[spec.name] = spec.default
@@ -285,6 +386,9 @@ class Provider:
                 result.add_error(spec.name, str(exc))
         result.values = cls.normalize(result.values)
         for spec in cls.fields():
+            if spec.parts:
+                _check_parts(spec, result)
+        for spec in cls.fields():
             if spec.name in result.values and not spec.applies(result.values):
                 del result.values[spec.name]  # a value for a field the chosen options hide
             elif (
@@ -293,6 +397,7 @@ class Provider:
                 and spec.name not in result.values
                 and spec.name not in result.errors
                 and not (spec.sensitive and spec.name in stored_secrets)
+                and not spec.parts  # its parts say which of them is missing
             ):
                 result.add_error(spec.name, f"{spec.label} is required.")
         if not result.errors:
@@ -305,6 +410,29 @@ class Provider:
 
         May raise OutboundError or CRMError; `run_test` turns those into results."""
         raise NotImplementedError(f"{cls.name} cannot be tested yet")
+
+    # --- what the pages say about this provider ----------------------------------------------------
+
+    # Outcome → what to do next, in this provider's words; outcomes not listed use GENERAL_ADVICE.
+    advice_table: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    @classmethod
+    def advice(cls, outcome: str) -> list[str]:
+        """What to do after a failed Test Connection with this outcome."""
+        if outcome == "ok":
+            return []
+        return list(cls.advice_table.get(outcome) or GENERAL_ADVICE.get(outcome, ()))
+
+    @classmethod
+    def card_lines(cls, config_summary: Mapping[str, Any]) -> list[str]:
+        """Short facts the dashboard card shows under the name, from the stored non-secret values."""
+        host = host_of(config_summary.get("base_url"))
+        return [host] if host else []
+
+    @classmethod
+    def default_name(cls, values: Mapping[str, Any], result: ConnectionResult | None = None) -> str:
+        """The Integration Name proposed after a green test when the user left it empty."""
+        return cls.name
 
     @classmethod
     def run_test(cls, config: dict[str, Any], http: GuardedClient) -> ConnectionResult:
@@ -332,6 +460,11 @@ class Provider:
         sent back as it was read ({"configured": true, ...}) means "keep the stored one"."""
         values: dict[str, Any] = {}
         for spec in cls.config_fields:
+            if spec.parts:
+                value = _parts_from_api(spec, configuration)
+                if value:
+                    values[spec.name] = value
+                continue
             container = configuration.get(spec.group) if spec.group else configuration
             if not isinstance(container, Mapping) or spec.api_name not in container:
                 continue
@@ -388,6 +521,40 @@ OUTCOMES = (
 )
 
 
+def host_of(url: Any) -> str:
+    """The host (and a non-default port) of a stored URL, for cards and proposed names."""
+    if not isinstance(url, str) or not url:
+        return ""
+    parts = urlsplit(url)
+    return parts.netloc.lower() or ""
+
+
+GENERAL_ADVICE: dict[str, tuple[str, ...]] = {
+    "invalid_url": ("Enter the full address, starting with https://, e.g. https://crm.example.com.",),
+    "blocked_destination": (
+        "Use the address your CRM is reachable at from the internet.",
+        "A CRM on a private network needs the operator to allow it (CRM_ALLOW_PRIVATE_HOSTS).",
+    ),
+    "dns_error": ("Check the spelling of the host name.", "A brand-new domain can take a while to resolve."),
+    "unreachable": (
+        "Check that the server is running and the address and port are right.",
+        "A firewall may block connections from this platform.",
+    ),
+    "timeout": ("The server may be overloaded or behind a slow proxy: try again in a few minutes.",),
+    "tls_error": (
+        "The certificate must be valid for this host name and not expired.",
+        "A private certificate authority must be trusted by the operator (CRM_CA_BUNDLE).",
+    ),
+    "redirected": ("Use the address the server redirected to, e.g. https:// instead of http://, or without www.",),
+    "auth_failed": ("Copy the credential again from your CRM: one that was reset or has expired stops working.",),
+    "account_not_found": ("Check the account or workspace your settings name.",),
+    "insufficient_permissions": ("Use a credential whose user may do what the enabled features need.",),
+    "not_a_crm": ("Enter the address of your CRM's API, as its documentation gives it.",),
+    "rate_limited": ("Wait a minute before testing again.",),
+    "server_error": ("Try again later; if it persists, check the CRM's status page or server logs.",),
+}
+
+
 def network_message(outcome: str, provider_name: str, detail: str = "") -> str:
     """Our words for what went wrong on the way to the server, with the fix. Never the remote's words."""
     messages = {
@@ -398,7 +565,10 @@ def network_message(outcome: str, provider_name: str, detail: str = "") -> str:
             else "Plain http:// is switched off for integrations. Use the https:// address of your server."
         ),
         "blocked_destination": (
-            "This address points to a private or internal network, which integrations may not reach. "
+            f"Port {detail.removeprefix('port ')} is not allowed for integrations. Use your server's https "
+            "address on the standard port (443), or ask your administrator to allow this port (CRM_ALLOWED_PORTS)."
+            if detail.startswith("port ")
+            else "This address points to a private or internal network, which integrations may not reach. "
             "Use the public address of your server, or ask the operator to allow it (CRM_ALLOW_PRIVATE_HOSTS)."
         ),
         "dns_error": "The host name could not be found. Check the spelling of the address.",
@@ -414,7 +584,11 @@ def network_message(outcome: str, provider_name: str, detail: str = "") -> str:
         "redirected": (
             f"The server redirected to {detail or 'another address'}. If that is right, use it as the address."
         ),
-        "rate_limited": f"{provider_name} is limiting requests right now. Wait a minute, then test again.",
+        "rate_limited": (
+            "This platform is busy with other CRM calls right now. Try again in a few seconds."
+            if detail == "busy"
+            else f"{provider_name} is limiting requests right now. Wait a minute, then test again."
+        ),
         "server_error": (
             f"{provider_name} answered with a server error. Try again later; if it persists, "
             "check the server's logs or status page."
@@ -435,7 +609,7 @@ class CRMError(Exception):
     """A CRM answered, and the answer means the call failed. Message in our words, with the fix."""
 
     def __init__(self, outcome: str, message: str):
-        assert outcome in OUTCOMES, outcome
+        assert outcome in OUTCOMES, outcome  # nosec B101  # catches a typo in our own code, not bad input
         super().__init__(message)
         self.outcome = outcome
         self.message = message

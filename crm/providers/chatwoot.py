@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 import re
 import time
-from typing import Any
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
 
 from crm.net import GuardedClient, Response, join_url
 from crm.providers.base import ConnectionResult, CRMError, Field, Provider, raise_for_common_status
@@ -19,6 +21,8 @@ ADMIN_FEATURES = ("auto_create_inboxes", "auto_create_bots")  # creating inboxes
 # nginx drops header names with underscores unless told otherwise; Chatwoot reads both spellings.
 TOKEN_HEADERS = ("api_access_token", "Api-Access-Token")
 COPY_AGAIN_HINT = "Copy it again from Chatwoot → Profile Settings → Access Token (resetting it there changes it)."
+# Longest a call without a deadline of its own (a job's) waits out throttling, retries included.
+JOB_PATIENCE_SECONDS = 120.0
 
 
 class ChatwootAPI:
@@ -43,28 +47,38 @@ class ChatwootAPI:
         self.retry_base = retry_base
         self.token_header = TOKEN_HEADERS[0]
 
-    def call(self, method: str, path: str, *, json: Any = None, authenticated: bool = True) -> Response:
+    def call(
+        self, method: str, path: str, *, json: Any = None, authenticated: bool = True, deadline: float | None = None
+    ) -> Response:
         url = join_url(self.base_url, path)
         headers = {"Accept": "application/json"}
         if authenticated:
             headers[self.token_header] = self.token
-        response = self.http.request(method, url, headers=headers, json=json, deadline=self.deadline)
+        deadline = deadline or self.deadline
+        response = self.http.request(method, url, headers=headers, json=json, deadline=deadline)
         if authenticated and _devise_401(response) and self.token_header == TOKEN_HEADERS[0]:
             # The token never arrived: a proxy dropped the underscore header. Try the other spelling once.
             self.token_header = TOKEN_HEADERS[1]
             headers.pop(TOKEN_HEADERS[0])
             headers[self.token_header] = self.token
-            response = self.http.request(method, url, headers=headers, json=json, deadline=self.deadline)
+            response = self.http.request(method, url, headers=headers, json=json, deadline=deadline)
         return response
 
     def patient_call(self, method: str, path: str, *, json: Any = None, retries: int = 5) -> Response:
-        """A call that waits out throttling: Chatwoot answers 429 "Retry later" with no Retry-After,
-        so back off exponentially, with jitter so that parallel workers do not retry in step."""
+        """A call that waits out throttling, within its deadline: Chatwoot's 429 "Retry later" has no
+        Retry-After, so back off exponentially, with jitter so that parallel workers do not retry in
+        step; a Retry-After, when a proxy sends one, is honoured. A wait that would pass the deadline
+        is not started: the 429 is answered at once (callers report rate_limited)."""
+        deadline = self.deadline or time.monotonic() + JOB_PATIENCE_SECONDS
         for attempt in range(retries + 1):
-            response = self.call(method, path, json=json)
+            response = self.call(method, path, json=json, deadline=deadline)
             if response.status != 429 or attempt == retries:
                 return response
-            time.sleep(min(60.0, self.retry_base * 2**attempt) * random.uniform(0.5, 1.5))  # noqa: S311
+            wait = min(60.0, self.retry_base * 2**attempt) * random.uniform(0.5, 1.5)  # noqa: S311  # nosec B311  # back-off jitter, not a secret
+            wait = max(wait, retry_after_seconds(response.headers.get("Retry-After", "")))
+            if time.monotonic() + wait >= deadline:
+                return response
+            time.sleep(wait)
         return response
 
     def account_call(self, method: str, *parts: str | int, json: Any = None, query: str = "") -> Any:
@@ -111,6 +125,17 @@ class ChatwootAPI:
         if not 200 <= response.status < 300 or body is None:
             raise CRMError("not_a_crm", not_chatwoot_message())
         return body
+
+
+def retry_after_seconds(value: str) -> float:
+    """Retry-After as seconds (a number or an HTTP date); 0 when absent or unreadable."""
+    value = (value or "").strip()[:64]
+    if value.isdigit():
+        return float(value)
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return 0.0
 
 
 def _devise_401(response: Response) -> bool:
@@ -162,6 +187,7 @@ class Chatwoot(Provider):
     description = "Open-source customer engagement: inboxes, agent bots, contacts and conversations."
     icon = "chatwoot.svg"
     features = ("inboxes", "agent_bots", "contacts", "messages")
+    can_operate = True
     docs_url = "https://www.chatwoot.com/developers/api/"
     config_fields = (
         Field(
@@ -214,6 +240,35 @@ class Chatwoot(Provider):
             help="Keep your contacts in Chatwoot up to date.",
         ),
     )
+
+    advice_table: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "invalid_url": ("Enter the full address, starting with https://, e.g. https://app.chatwoot.com.",),
+        "auth_failed": (
+            "Copy the token again: Chatwoot → Profile Settings → Access Token.",
+            "A token that was reset in Chatwoot stops working: paste the new one.",
+        ),
+        "account_not_found": (
+            "The Account ID is the number after /app/accounts/ in your Chatwoot address.",
+            "The token's user must be a member of that account.",
+        ),
+        "insufficient_permissions": (
+            "Creating inboxes and agent bots needs an administrator's token.",
+            "Or turn off Auto-create Inboxes and Auto-create Agent Bots.",
+        ),
+        "not_a_crm": ("Enter the address you open Chatwoot at, without /app/... or /api/... at the end.",),
+    }
+
+    @classmethod
+    def card_lines(cls, config_summary: Mapping[str, Any]) -> list[str]:
+        lines = super().card_lines(config_summary)
+        if config_summary.get("account_id"):
+            lines.append(f"Account {config_summary['account_id']}")
+        return lines
+
+    @classmethod
+    def default_name(cls, values: Mapping[str, Any], result: ConnectionResult | None = None) -> str:
+        account_name = (result.details.get("accountName") if result else None) or ""
+        return f"{cls.name} – {account_name}" if account_name else cls.name
 
     @classmethod
     def normalize(cls, values: dict[str, Any]) -> dict[str, Any]:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from crm.net import GuardedClient, Response, join_url
-from crm.providers.base import ConnectionResult, CRMError, Field, Provider, Validation, raise_for_common_status
+from crm.providers.base import (
+    MAX_TEXT,
+    ConnectionResult,
+    CRMError,
+    Field,
+    Provider,
+    host_of,
+    raise_for_common_status,
+)
 from crm.providers.registry import register
 
 AUTH_TYPES = (
@@ -15,15 +24,38 @@ AUTH_TYPES = (
     ("BASIC", "Basic Auth"),
     ("OAUTH2", "OAuth 2.0"),
 )
-# The keys each authentication type needs in Credentials.
-CREDENTIAL_KEYS = {
-    "API_KEY": ("apiKey",),
-    "BEARER": ("token",),
-    "BASIC": ("username", "password"),
-    "OAUTH2": ("clientId", "clientSecret"),
-}
 HEADER_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}"
 CLIENT_AUTH = (("BASIC", "HTTP Basic (standard)"), ("BODY", "In the request body"))
+
+
+def credential(key: str, label: str, auth_type: str, secret: bool = True, help: str = "") -> Field:
+    """One key of the sealed Credentials object, shown as its own input while `auth_type` is chosen."""
+    return Field(
+        key,
+        label,
+        type="password" if secret else "text",
+        sensitive=True,
+        required=True,
+        max_length=MAX_TEXT,
+        shown_when=("auth_type", (auth_type,)),
+        help=help,
+    )
+
+
+# Every key is sealed (a username or client id is not secret, but it is half of a secret pair).
+CREDENTIALS = (
+    credential("apiKey", "API Key", "API_KEY"),
+    credential("token", "Token", "BEARER", help="Sent as Authorization: Bearer <token>."),
+    credential("username", "Username", "BASIC", secret=False),
+    credential("password", "Password", "BASIC"),
+    credential("clientId", "Client ID", "OAUTH2", secret=False),
+    credential("clientSecret", "Client Secret", "OAUTH2"),
+)
+# The keys each authentication type needs in Credentials.
+CREDENTIAL_KEYS = {
+    auth_type: tuple(part.name for part in CREDENTIALS if part.shown_when[1] == (auth_type,))
+    for auth_type, _ in AUTH_TYPES
+}
 
 
 def credentials_example(auth_type: str) -> str:
@@ -104,8 +136,9 @@ class CustomCRM(Provider):
             type="json",
             sensitive=True,
             required=True,
+            parts=CREDENTIALS,
             help=(
-                "A JSON object. API Key: "
+                "The keys of the chosen Authentication Type. API Key: "
                 + credentials_example("API_KEY")
                 + "; Bearer Token: "
                 + credentials_example("BEARER")
@@ -117,19 +150,32 @@ class CustomCRM(Provider):
             ),
         ),
     )
+    advice_table: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "auth_failed": (
+            "Check the Authentication Type and the credentials against your CRM's API documentation.",
+            "An API key often goes in a particular header: check the API Key Header.",
+            "For OAuth 2.0, check the Client Authentication and that the client may use client credentials.",
+        ),
+        "account_not_found": (
+            "The API answered, but not at this path: check the Health Check Path (e.g. /me or /health).",
+        ),
+        "insufficient_permissions": (
+            "The credentials work but may not read this path: check their permissions, or the Scope.",
+        ),
+        "not_a_crm": (
+            "Enter the API Base URL your CRM's API documentation gives, e.g. https://api.example.com/v1.",
+            "Then choose a Health Check Path that answers with 200 for valid credentials.",
+        ),
+    }
 
     @classmethod
-    def check(cls, values: dict[str, Any], result: Validation) -> None:
-        # Kept credentials are sealed, but their keys are readable: they must suit the auth type too.
-        credentials = values.get("credentials") or result.stored.get("credentials") or {}
-        auth_type = values.get("auth_type", "API_KEY")
-        missing = [key for key in CREDENTIAL_KEYS[auth_type] if key not in credentials]
-        if missing:
-            label = dict(AUTH_TYPES)[auth_type]
-            result.add_error(
-                "credentials",
-                f"{label} needs {', '.join(missing)}: enter {credentials_example(auth_type)}.",
-            )
+    def card_lines(cls, config_summary: Mapping[str, Any]) -> list[str]:
+        lines = [str(config_summary.get("crm_name") or ""), host_of(config_summary.get("base_url"))]
+        return [line for line in lines if line]
+
+    @classmethod
+    def default_name(cls, values: Mapping[str, Any], result: ConnectionResult | None = None) -> str:
+        return host_of(values.get("base_url")) or cls.name
 
     @classmethod
     def test_connection(cls, config: dict[str, Any], http: GuardedClient) -> ConnectionResult:
@@ -160,8 +206,8 @@ def auth_label(config: dict[str, Any]) -> str:
 
 
 def fix_hint(config: dict[str, Any]) -> str:
-    example = credentials_example(config.get("auth_type", "API_KEY"))
-    return f"Check the Credentials ({example}) and that they are allowed to call this API."
+    labels = [part.label for part in CREDENTIALS if part.applies(config)]
+    return f"Check the {' and '.join(labels)}, and that they are allowed to call this API."
 
 
 def auth_for(
@@ -209,7 +255,7 @@ def token_from(response: Response, name: str) -> str:
         raise CRMError(
             "auth_failed",
             f"{name}'s token URL rejected the client id or secret. "
-            "Check the Credentials and the Client Authentication.",
+            "Check the Client ID, the Client Secret and the Client Authentication.",
         )
     raise_for_common_status(response, name)
     token = body.get("access_token") if isinstance(body, dict) else None

@@ -105,6 +105,21 @@ class FakeChatwoot(FakeServer):
                     account.index[self._key(key, contact[key])] = contact["id"]
             return contact
 
+    def add_conversation(self, account: Account, inbox_id: int, contact_id: int) -> dict:
+        """A conversation that exists in Chatwoot already (e.g. a customer who wrote in)."""
+        with self.lock:
+            display_id = len(account.conversations) + 1
+            conversation = {
+                "id": display_id,
+                "account_id": account.id,
+                "inbox_id": inbox_id,
+                "status": "open",
+                "meta": {"sender": account.contacts[contact_id], "channel": "Channel::Api"},
+                "messages": [],
+            }
+            account.conversations[display_id] = conversation
+            return conversation
+
     def fail_next(self, method: str, path: str, status: int, body: Any = None) -> None:
         self.faults.append((method, path, status, body))
 
@@ -291,6 +306,11 @@ class FakeChatwoot(FakeServer):
         if rest == "/contacts" and m == "POST":
             return self.save_contact(h, account, None, body)
         contact_match = re.fullmatch(r"/contacts/(\d+)", rest)
+        if contact_match and m == "GET":
+            contact = account.contacts.get(int(contact_match.group(1)))
+            if contact is None:
+                return h.send_json(404, NOT_FOUND)
+            return h.send_json(200, {"payload": contact})  # show.json.jbuilder
         if contact_match and m in ("PATCH", "PUT"):
             contact = account.contacts.get(int(contact_match.group(1)))
             if contact is None:
