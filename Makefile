@@ -30,10 +30,11 @@ serve: install .env
 	$(FLASK) db upgrade
 	$(BIN)/gunicorn -c gunicorn.conf.py app:app
 
+# SCHEDULER_EMBEDDED=1: this one process also runs scheduled syncs and health checks (no extra process).
 run: install .env
 	mkdir -p instance
 	$(FLASK) db upgrade
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	SCHEDULER_EMBEDDED=1 $(FLASK) run --host 127.0.0.1 --port 5000
 
 lint: install-dev
 	$(BIN)/ruff check .

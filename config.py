@@ -58,6 +58,28 @@ class Config:
     CHATWOOT_ACCOUNT_ID = os.environ.get("CHATWOOT_ACCOUNT_ID", "")
     CHATWOOT_API_KEY = os.environ.get("CHATWOOT_API_KEY", "")
 
+    # Where the platform is reached from outside (OAuth redirect URI, webhook addresses), no trailing /.
+    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    # Providers' API addresses: change them only for a vendor sandbox, a proxy or a local test server.
+    HUBSPOT_API_URL = os.environ.get("HUBSPOT_API_URL", "https://api.hubapi.com")
+    PIPEDRIVE_API_URL = os.environ.get("PIPEDRIVE_API_URL", "https://{companyDomain}.pipedrive.com")
+    # Salesforce: a login host for every user (empty: Production, Sandbox or their My Domain), API version.
+    SALESFORCE_LOGIN_URL = os.environ.get("SALESFORCE_LOGIN_URL", "")
+    SALESFORCE_API_VERSION = os.environ.get("SALESFORCE_API_VERSION", "62.0")
+    # Zoho: an accounts server for every user (empty: the one of the data center they pick).
+    ZOHO_ACCOUNTS_URL = os.environ.get("ZOHO_ACCOUNTS_URL", "")
+    # The platform's OAuth apps ("Connect with ..."): redirect URI {PUBLIC_BASE_URL}/integrations/oauth/callback.
+    SALESFORCE_CLIENT_ID = os.environ.get("SALESFORCE_CLIENT_ID", "")
+    SALESFORCE_CLIENT_SECRET = os.environ.get("SALESFORCE_CLIENT_SECRET", "")
+    ZOHO_CLIENT_ID = os.environ.get("ZOHO_CLIENT_ID", "")
+    ZOHO_CLIENT_SECRET = os.environ.get("ZOHO_CLIENT_SECRET", "")
+    HUBSPOT_CLIENT_ID = os.environ.get("HUBSPOT_CLIENT_ID", "")
+    HUBSPOT_CLIENT_SECRET = os.environ.get("HUBSPOT_CLIENT_SECRET", "")
+    PIPEDRIVE_CLIENT_ID = os.environ.get("PIPEDRIVE_CLIENT_ID", "")
+    PIPEDRIVE_CLIENT_SECRET = os.environ.get("PIPEDRIVE_CLIENT_SECRET", "")
+    # Inbound webhooks: days their payloads are kept (`flask crm webhooks purge` deletes older ones).
+    WEBHOOK_RETENTION_DAYS = int(os.environ.get("WEBHOOK_RETENTION_DAYS", "7"))
+
     # Outbound CRM calls (crm.net).
     CRM_ALLOW_INSECURE_HTTP = _env_flag("CRM_ALLOW_INSECURE_HTTP")
     CRM_ALLOW_PRIVATE_HOSTS = os.environ.get("CRM_ALLOW_PRIVATE_HOSTS", "")
@@ -68,6 +90,10 @@ class Config:
     CRM_MAX_INFLIGHT_PER_HOST = int(os.environ.get("CRM_MAX_INFLIGHT_PER_HOST", "8"))
     CRM_SYNC_CONCURRENCY = int(os.environ.get("CRM_SYNC_CONCURRENCY", "8"))
     CRM_RETRY_BASE_SECONDS = float(os.environ.get("CRM_RETRY_BASE_SECONDS", "1"))
+    # Analytics (crm/analytics): the operators' /metrics answers only this bearer token (404 while unset);
+    # recorded operations are written in batches this often (0: at job end and before a read only).
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+    ANALYTICS_FLUSH_SECONDS = float(os.environ.get("ANALYTICS_FLUSH_SECONDS", "5"))
     # Ports user-entered CRM addresses may use besides 443 (and 80 with CRM_ALLOW_INSECURE_HTTP).
     CRM_ALLOWED_PORTS = os.environ.get("CRM_ALLOWED_PORTS", "")
     # CRM work a web request waits for (provisioning on save, a message) ends within this (≤ 15 s).
@@ -81,6 +107,19 @@ class Config:
     # Background jobs: RQ on this Redis when set, else a thread of the web process.
     REDIS_URL = os.environ.get("REDIS_URL", "")
     CRM_QUEUE_NAME = os.environ.get("CRM_QUEUE_NAME", "crm")
+
+    # Schedules and health checks (crm.schedules): `flask crm scheduler`, or a thread of the web
+    # process when SCHEDULER_EMBEDDED is on (`make run` turns it on). Several instances are safe.
+    SCHEDULER_EMBEDDED = _env_flag("SCHEDULER_EMBEDDED")
+    SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "60"))
+    CRM_HEALTH_CHECK_INTERVAL = int(os.environ.get("CRM_HEALTH_CHECK_INTERVAL", str(24 * 3600)))
+    # Scheduled connection checks per provider per tick (one minute): stays inside vendors' limits.
+    CRM_HEALTH_CHECKS_PER_MINUTE = int(os.environ.get("CRM_HEALTH_CHECKS_PER_MINUTE", "30"))
+    CRM_HEALTH_CHECK_CONCURRENCY = int(os.environ.get("CRM_HEALTH_CHECK_CONCURRENCY", "4"))
+    # Health emails (stdlib smtplib; plain SMTP on localhost, STARTTLS when the server offers it).
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_FROM = os.environ.get("MAIL_FROM", "localboxs@localhost")
 
     # Rate limits hold across processes only with shared storage.
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
@@ -132,7 +171,10 @@ class TestConfig(Config):
     CHATWOOT_API_KEY = ""
     REDIS_URL = ""
     RATELIMIT_STORAGE_URI = "memory://"
+    SCHEDULER_EMBEDDED = False  # a test starts a scheduler itself, with its own clock
+    MAIL_SERVER = ""
     CRM_RETRY_BASE_SECONDS = 0.01
+    ANALYTICS_FLUSH_SECONDS = 0  # tests flush explicitly: no thread writing into a dropped database
 
 
 CONFIGS = {

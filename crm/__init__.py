@@ -29,9 +29,11 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     register_extensions(app)
     register_security_headers(app)
     register_blueprints(app)
+    register_operations(app)
     register_errorhandlers(app)
     register_commands(app)
     register_logging(app)
+    register_scheduler(app)
     return app
 
 
@@ -111,16 +113,29 @@ def register_security_headers(app: Flask) -> None:
         return response
 
 
+def register_operations(app: Flask) -> None:
+    """What runs after a save (provisioning) listens to the integrations service's signal."""
+    import crm.operations.provisioning  # noqa: F401  (connects its receiver)
+
+
 def register_blueprints(app: Flask) -> None:
+    from crm.analytics import bp as analytics_bp
     from crm.api import bp as api_bp
     from crm.auth import bp as auth_bp
-    from crm.contacts import bp as contacts_bp
-    from crm.integrations import bp as integrations_bp
+    from crm.contacts.routes import bp as contacts_bp
+    from crm.integrations.routes import bp as integrations_bp
+    from crm.oauth import bp as oauth_bp
+    from crm.schedules import bp as schedules_bp
+    from crm.webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(integrations_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(contacts_bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(oauth_bp)
+    app.register_blueprint(analytics_bp)
+    app.register_blueprint(schedules_bp)
 
 
 ERROR_MESSAGES = {
@@ -175,6 +190,14 @@ def register_commands(app: Flask) -> None:
     from crm.cli import crm_cli
 
     app.cli.add_command(crm_cli)
+
+
+def register_scheduler(app: Flask) -> None:
+    """With SCHEDULER_EMBEDDED (`make run` sets it) this process also runs the scheduler's tick in a
+    thread, so schedules work with no extra process. Off by default, and always off in tests."""
+    from crm.schedules.scheduler import start_embedded
+
+    start_embedded(app)
 
 
 def register_logging(app: Flask) -> None:

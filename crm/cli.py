@@ -13,8 +13,8 @@ from crm.auth.service import find_user
 from crm.contacts import service as contacts_service
 from crm.crypto import KEY_ENV, OLD_KEYS_ENV, CredentialUnreadable, generate_key
 from crm.extensions import db
-from crm.integrations import service
-from crm.models import Contact, Integration, SyncRun, User
+from crm.integrations import capability_labels, service
+from crm.models import Contact, ContactLink, Integration, SyncRun, User
 from crm.net import OutboundError
 from crm.operations.failures import describe_failure
 from crm.operations.jobs import run_worker
@@ -103,10 +103,11 @@ def generate_encryption_key_command() -> None:
 
 @crm_cli.command("providers")
 def providers_command() -> None:
-    """List the CRM providers and whether they can be connected yet."""
+    """List the CRM providers, whether they can be connected yet, and what each can do."""
     for provider in all_providers():
         availability = "available" if provider.is_available() else "coming soon"
-        click.echo(f"{provider.id:<11} {provider.name:<12} {availability}")
+        can_do = ", ".join(capability_labels(provider)) or "-"
+        click.echo(f"{provider.id:<11} {provider.name:<12} {availability:<12} {can_do}")
 
 
 @crm_cli.command("list")
@@ -214,11 +215,13 @@ def import_contacts_command(email: str, csv_file) -> None:
 
 @crm_cli.command("sync-contacts")
 @click.option("--user", "email", required=True)
+@click.option("--integration", "reference", help="Only this integration (id or a unique prefix); default: every one.")
 @click.option("--show-failures", is_flag=True, help="List each contact that failed, with the reason.")
-def sync_contacts_command(email: str, show_failures: bool) -> None:
-    """Sync a user's contacts to their CRM now, in the foreground, with a progress bar."""
+def sync_contacts_command(email: str, reference: str | None, show_failures: bool) -> None:
+    """Sync a user's contacts to their CRMs now, in the foreground, with a progress bar."""
     user = user_or_fail(email)
-    run = SyncRun(user_id=user.id, status="queued")
+    integration_id = find_integration(reference, user).id if reference else None
+    run = SyncRun(user_id=user.id, status="queued", integration_id=integration_id, trigger="cli")
     db.session.add(run)
     db.session.commit()
     done = threading.Event()
@@ -238,9 +241,15 @@ def sync_contacts_command(email: str, show_failures: bool) -> None:
         f"{run.failed} failed{'; ' + run.message if run.message else ''}"
     )
     if run.failed and show_failures:
-        failed = db.select(Contact).where(Contact.user_id == user.id, Contact.sync_error.is_not(None))
-        for contact in db.session.scalars(failed.order_by(Contact.name, Contact.id)):
-            echo(f"  {contact.name} <{contact.email or contact.phone or '-'}>: {contact.sync_error}")
+        failed = (
+            db.select(Contact, ContactLink)
+            .join(ContactLink, ContactLink.contact_id == Contact.id)
+            .where(Contact.user_id == user.id, ContactLink.sync_error.is_not(None))
+        )
+        if integration_id:
+            failed = failed.where(ContactLink.integration_id == integration_id)
+        for contact, link in db.session.execute(failed.order_by(Contact.sort_key, Contact.id)):
+            echo(f"  {contact.name} <{contact.email or contact.phone or '-'}>: {link.sync_error}")
     elif run.failed:
         echo(f"Run again with --show-failures to see why {plural(run.failed, 'contact')} failed.")
     if run.status != "done" or run.failed:
@@ -265,19 +274,21 @@ def _progress(run_id: str) -> tuple[int, int] | None:
 @click.option("--user", "email", required=True)
 @click.option("--to", "contact_email", required=True, help="The contact's email address.")
 @click.option("--text", required=True)
-def send_message_command(email: str, contact_email: str, text: str) -> None:
-    """Send a message to one of the user's contacts through their CRM."""
+@click.option("--integration", "reference", help="Send through this integration (id or a unique prefix).")
+def send_message_command(email: str, contact_email: str, text: str, reference: str | None) -> None:
+    """Send a message to one of the user's contacts through their CRM (a note where it has no chat)."""
     user = user_or_fail(email)
+    integration_id = find_integration(reference, user).id if reference else None
     try:
         contact = contacts_service.find_contact_by_email(user, contact_email)
-        sent = send_message(user, contact.id, text)
+        sent = send_message(user, contact.id, text, integration_id)
     except contacts_service.ContactNotFound:
         raise CommandError(f"{user.email} has no contact with email {contact_email}.") from None
     except CredentialUnreadable:
         raise CommandError(f"{user.email}'s CRM credential can't be read: {UNREADABLE_HINT}") from None
     except (NoCRMConfigured, CRMError, OutboundError, ValueError) as exc:
         raise CommandError(describe_failure(exc)) from None
-    echo(f"Sent message {sent.message_id} in conversation {sent.conversation_id} via {sent.target}.")
+    echo(sent.summary)
 
 
 @crm_cli.command("worker")
@@ -358,3 +369,21 @@ def audit_command(email: str | None, integration_id: str | None, limit: int) -> 
             f"{event.provider or '-':<9} {event.outcome or '-':<24} {event.integration_id or '-':<36} "
             f"{event.client or '-'}{'  ' + event.detail if event.detail else ''}"
         )
+
+
+from crm.webhooks.cli import webhooks_cli  # noqa: E402  (its own module; registered here)
+
+crm_cli.add_command(webhooks_cli)
+
+
+from crm.schedules import cli as schedules_cli  # noqa: E402, F401  (adds schedule, scheduler, health)
+
+
+@crm_cli.command("oauth-redirect-uri")
+def oauth_redirect_uri_command() -> None:
+    """Print the redirect URI to register in each provider's OAuth app (from PUBLIC_BASE_URL)."""
+    from flask import current_app
+
+    from crm.providers.oauth import redirect_uri
+
+    click.echo(redirect_uri(current_app.config))

@@ -73,3 +73,14 @@ def poll(page: str, partial: str, finished: bool, **context):
     """One answer to an htmx poll: the partial, with the status that stops polling once `finished`."""
     status = STOP_POLLING if finished and is_htmx() else 200
     return render(page, partial, status, **context)
+
+
+def leave_site(url: str, page: str, **context):
+    """Send the browser to another site (e.g. an OAuth consent page): htmx navigates on HX-Redirect;
+    a page without JavaScript renders `page` with a link, as CSP form-action 'self' stops a form
+    post redirected to another site."""
+    if is_htmx():
+        response = make_response("", 200)
+        response.headers["HX-Redirect"] = url
+        return response
+    return make_response(render_template(page, **context), 200)

@@ -14,12 +14,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crm import audit
+from crm import audit, sealing
 from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed, sealed_kid
 from crm.extensions import db
 from crm.integrations.service import keyring, provider_of
 from crm.models import Integration
 from crm.providers.registry import UnknownProvider
+from crm.webhooks.models import WebhookEndpoint
+
+# The webhook endpoint's sealed columns (crm.webhooks.service seals them bound as `webhook.<column>`).
+WEBHOOK_SEALED_COLUMNS = ("secret", "bot_secret", "auth_user", "auth_password")
 
 
 @dataclass(frozen=True)
@@ -55,16 +59,21 @@ def _sensitive_names(integration: Integration) -> list[str]:
 
 
 def sealed_values(integration: Integration) -> list[tuple[str, str]]:
-    """(binding field name, sealed value) of every secret stored on the row."""
-    values = []
-    configuration = integration.configuration or {}
-    for name in _sensitive_names(integration):
-        stored = configuration.get(name)
-        if isinstance(stored, dict):
-            values += [(f"{name}.{key}", token) for key, token in stored.items()]
-        elif stored is not None:
-            values.append((name, stored))
+    """(binding field name, sealed value) of every secret stored for the integration: its
+    configuration's, and its webhook endpoint's (bound as `webhook.<column>`)."""
+    values = sealing.stored_items(integration.configuration or {}, _sensitive_names(integration))
+    endpoint = _endpoint(integration)
+    if endpoint is not None:
+        values += [(f"webhook.{column}", getattr(endpoint, column)) for column in _endpoint_columns(endpoint)]
     return values
+
+
+def _endpoint(integration: Integration) -> WebhookEndpoint | None:
+    return db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.integration_id == integration.id)).first()
+
+
+def _endpoint_columns(endpoint: WebhookEndpoint) -> list[str]:
+    return [column for column in WEBHOOK_SEALED_COLUMNS if getattr(endpoint, column)]
 
 
 def _opens(ring: Keyring, integration: Integration, name: str, token: str) -> bool:
@@ -87,32 +96,33 @@ def key_status() -> dict[str, int]:
 
 
 def _reseal(integration: Integration, unreadable: list[UnreadableValue]) -> int:
-    """Re-seal the row's values under the current key. A value that does not open (whatever its
-    key) is kept as it is, byte for byte, and listed in `unreadable`: only re-entering it can help."""
+    """Re-seal the integration's values under the current key. A value that does not open (whatever
+    its key) is kept as it is, byte for byte, and listed in `unreadable`: only re-entering it can help."""
     ring = keyring()
     configuration: dict[str, Any] = dict(integration.configuration or {})
     changed = 0
+
+    def rewrapped(binding_name: str, token: str) -> str:
+        nonlocal changed
+        binding = Binding(integration.user_id, integration.id, binding_name)
+        try:
+            plaintext = ring.open(token, binding)
+        except CredentialUnreadable:
+            unreadable.append(UnreadableValue(integration.id, binding_name, sealed_kid(token) or "malformed"))
+            return token
+        if not ring.needs_rewrap(token):
+            return token
+        changed += 1
+        return ring.seal(plaintext, binding)
+
     for name in _sensitive_names(integration):
-        stored = configuration.get(name)
-        if stored is None:
-            continue
-        items = stored.items() if isinstance(stored, dict) else [(None, stored)]
-        fresh = {}
-        for key, token in items:
-            binding_name = f"{name}.{key}" if key is not None else name
-            binding = Binding(integration.user_id, integration.id, binding_name)
-            fresh[key] = token
-            try:
-                plaintext = ring.open(token, binding)
-            except CredentialUnreadable:
-                unreadable.append(UnreadableValue(integration.id, binding_name, sealed_kid(token) or "malformed"))
-                continue
-            if ring.needs_rewrap(token):
-                fresh[key] = ring.seal(plaintext, binding)
-                changed += 1
-        configuration[name] = fresh if isinstance(stored, dict) else fresh[None]
+        if configuration.get(name) is not None:
+            configuration[name] = sealing.walk(name, configuration[name], rewrapped)
     if changed:
         integration.configuration = configuration
+    endpoint = _endpoint(integration)
+    for column in _endpoint_columns(endpoint) if endpoint is not None else ():
+        setattr(endpoint, column, rewrapped(f"webhook.{column}", getattr(endpoint, column)))
     return changed
 
 

@@ -217,5 +217,16 @@
     });
   });
 
+  // Copy buttons (the Webhooks page's inbound URL): data-copy-target names the input to copy.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy-target]");
+    if (!button) return;
+    var input = document.getElementById(button.getAttribute("data-copy-target"));
+    if (!input) return;
+    input.select();
+    var copied = navigator.clipboard ? navigator.clipboard.writeText(input.value) : Promise.reject();
+    copied.then(function () { showToast("Copied.", "success"); }, function () { showToast("Select the text and copy it.", "info"); });
+  });
+
   window.localboxs = { showToast: showToast };
 })();

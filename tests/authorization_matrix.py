@@ -45,6 +45,31 @@ MATRIX = {
     "api.get_integration": "owner",
     "api.update_integration": "owner",
     "api.delete_integration": "owner",
+    "api.oauth_start": "user",
+    "oauth.start_page": "user",
+    "oauth.reconnect": "owner",
+    "oauth.callback": "user",
+    "webhooks.receive": "public",
+    "webhooks.panel": "owner",
+    "webhooks.register": "owner",
+    "webhooks.unregister": "owner",
+    "webhooks.rotate": "owner",
+    "webhooks.send_test": "owner",
+    "webhooks.settings": "owner",
+    "api.get_webhooks": "owner",
+    "api.register_webhook": "owner",
+    "api.unregister_webhook": "owner",
+    "api.rotate_webhook": "owner",
+    "api.test_webhook": "owner",
+    "api.get_schedule": "owner",
+    "api.put_schedule": "owner",
+    "schedules.edit_schedule": "owner",
+    "schedules.preview": "owner",
+    "schedules.settings": "user",
+    "api.integration_analytics": "owner",
+    "analytics.user_page": "user",
+    "analytics.integration_page": "owner",
+    "analytics.metrics": "public",  # a bearer token (METRICS_TOKEN), not a session; 404 while unset
 }
 
 # A body each state-changing route accepts, so that a refusal proves the check and not bad input.
@@ -52,6 +77,10 @@ BODIES = {
     "api.create_integration": {"name": "x", "type": "CRM", "configuration": {"provider": "CHATWOOT"}},
     "api.test_integration": {"type": "CRM", "configuration": {"provider": "CHATWOOT"}},
     "api.update_integration": {"name": "pwned", "isActive": False},
+    "api.oauth_start": {"name": "x", "type": "CRM", "configuration": {"provider": "CHATWOOT"}},
+    "api.put_schedule": {"kind": "hourly"},
+    "schedules.edit_schedule": {"kind": "hourly"},
+    "schedules.settings": {"timezone": "Europe/Berlin"},
     "integrations.edit": {"name": "pwned", "base_url": "https://chat.example.com", "account_id": "7"},
     "integrations.test_edit": {"name": "pwned", "base_url": "https://chat.example.com", "account_id": "7"},
 }
@@ -64,6 +93,7 @@ def url_for_rule(rule, integration_id="00000000-0000-4000-8000-000000000000"):
         "filename": "app.css",
         "contact_id": integration_id,
         "run_id": integration_id,
+        "token": "unknown-webhook-token",
     }
     return rule.build({arg: values[arg] for arg in rule.arguments}, append_unknown=False)[1]
 
@@ -75,3 +105,7 @@ def send(client, rule, method, url, csrf=None, body=None):
     if rule.endpoint.startswith("api."):
         return client.open(url, method=method, json=body, headers=headers)
     return client.open(url, method=method, data=body or {}, headers=headers)
+
+# State-changing routes without a session, CSRF token or rate limit, and why.
+CSRF_EXEMPT = {"webhooks.receive": "called by CRMs; each delivery is verified per provider instead"}
+LIMIT_EXEMPT = {"webhooks.receive": "a CRM's burst must not be refused; unverified deliveries run nothing"}

@@ -325,3 +325,47 @@ def chatwoot_payload(**configuration):
     }
     body["configuration"].update(configuration)
     return body
+
+
+# --- contact sync state (one ContactLink per CRM account) ------------------------------------------
+
+
+def link_of(contact):
+    """The contact's one sync link (tests with a single CRM), fresh from the database."""
+    from crm.models import ContactLink
+
+    links = db.session.scalars(sa.select(ContactLink).where(ContactLink.contact_id == contact.id)).all()
+    assert len(links) <= 1, "this helper is for contacts synced to one CRM"
+    return links[0] if links else None
+
+
+def remote_id(contact):
+    """The contact's id in its one CRM (an int where the CRM's ids are numbers), or None."""
+    link = link_of(contact)
+    value = link.remote_id if link else None
+    return int(value) if value and value.isdigit() else value
+
+
+def sync_error(contact):
+    link = link_of(contact)
+    return link.sync_error if link else None
+
+
+# --- a provider that is listed but not yet connectable ------------------------------------------
+
+
+@pytest.fixture
+def coming_soon_provider():
+    """Every real provider can be connected now; the "coming soon" path still exists for the next one."""
+    from crm.providers.base import Provider
+    from crm.providers.registry import REGISTRY
+
+    class UpcomingCRM(Provider):
+        id = "UPCOMING"
+        name = "Upcoming CRM"
+        description = "Listed in the picker, not yet connectable."
+        availability = "coming_soon"
+
+    REGISTRY[UpcomingCRM.id] = UpcomingCRM
+    yield UpcomingCRM
+    del REGISTRY[UpcomingCRM.id]

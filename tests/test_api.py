@@ -96,13 +96,13 @@ def test_validation_errors_name_the_fields(api):
     ("payload", "field"),
     [
         ({"name": "x", "type": "EMAIL", "configuration": {"provider": "CHATWOOT"}}, "type"),
-        ({"name": "x", "configuration": {"provider": "HUBSPOT"}}, "provider"),
+        ({"name": "x", "configuration": {"provider": "UPCOMING"}}, "provider"),
         ({"name": "x", "configuration": {"provider": "NOPE"}}, "provider"),
         ({"name": "x", "configuration": "CHATWOOT"}, "configuration"),
         ({"name": "x"}, "configuration"),
     ],
 )
-def test_bad_shapes_are_422(api, payload, field):
+def test_bad_shapes_are_422(api, coming_soon_provider, payload, field):
     response = api.post(f"{BASE}/create", json=payload)
     assert response.status_code == 422
     assert field in response.get_json()["fields"]
@@ -176,7 +176,7 @@ def test_mass_assignment_is_ignored(api, bob_api, bob):
     assert api.get(f"{BASE}/{created['id']}").status_code == 200
 
 
-def test_providers_describe_their_schemas(api):
+def test_providers_describe_their_schemas(api, coming_soon_provider):
     providers = api.get("/api/dashboard/providers").get_json()["providers"]
     chatwoot = next(p for p in providers if p["id"] == "CHATWOOT")
     assert [f["name"] for f in chatwoot["fields"]] == [
@@ -190,7 +190,7 @@ def test_providers_describe_their_schemas(api):
     ]
     api_key = next(f for f in chatwoot["fields"] if f["name"] == "apiKey")
     assert api_key["sensitive"] and api_key["label"] == "API Access Token"
-    assert {p["id"]: p["availability"] for p in providers}["ZOHO"] == "coming_soon"
+    assert {p["id"]: p["availability"] for p in providers}["UPCOMING"] == "coming_soon"
 
 
 def test_test_endpoint_reports_and_never_saves(api, allow_local, chatwoot):
@@ -285,7 +285,7 @@ def test_contacts_list_is_mine_paginated_and_searchable(api, alice, bob):
     listed = api.get(CONTACTS).get_json()
     assert [c["name"] for c in listed["contacts"]] == ["Ana", "Client 1", "Client 2", "Client 10"]
     assert listed["pagination"]["total"] == 4
-    assert set(listed["contacts"][0]) == {"id", "name", "email", "phone", "syncError", "createdAt", "updatedAt"}
+    assert set(listed["contacts"][0]) == {"id", "name", "email", "phone", "sync", "createdAt", "updatedAt"}
     page = api.get(f"{CONTACTS}?perPage=2&page=2&search=client")
     assert [c["name"] for c in page.get_json()["contacts"]] == ["Client 10"]
     assert page.get_json()["pagination"]["total"] == 3

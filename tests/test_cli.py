@@ -21,13 +21,14 @@ FLASK = Path(sys.executable).with_name("flask")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_providers_lists_availability(runner):
+def test_providers_lists_availability_and_capabilities(runner, coming_soon_provider):
     result = runner.invoke(args=["crm", "providers"])
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert lines[0].split()[:2] == ["CHATWOOT", "Chatwoot"] and lines[0].endswith("available")
-    assert any(line.startswith("HUBSPOT") and line.endswith("coming soon") for line in lines)
-    assert len(lines) == 6
+    assert lines[0].split()[:3] == ["CHATWOOT", "Chatwoot", "available"]
+    assert lines[0].endswith("Inboxes, Agent bots, Contacts sync, Messages")
+    assert "coming soon" in next(line for line in lines if line.startswith("UPCOMING"))
+    assert len(lines) == 7
 
 
 def test_list_shows_integrations_without_secrets(runner, alice, bob, make_integration):
@@ -248,7 +249,7 @@ def test_cli_output_never_carries_raw_control_characters(runner, alice, allow_lo
     mine.name = HOSTILE
     db.session.add(AuditEvent(user_id=alice.id, integration_id=mine.id, action="update", detail=HOSTILE))
     contacts_service.create_contact(alice, {"name": "Ana", "email": "ana@example.com"})
-    db.session.execute(sa.update(Contact).values(name=HOSTILE, sync_error=HOSTILE))
+    db.session.execute(sa.update(Contact).values(name=HOSTILE))
     db.session.commit()
     retested = runner.invoke(args=["crm", "test", mine.id])
     assert retested.exit_code == 1 and isinstance(retested.exception, SystemExit)

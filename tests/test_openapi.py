@@ -56,6 +56,15 @@ OPERATIONS = [
     ("GET", "/api/dashboard/integrations/{integrationId}"),
     ("PUT", "/api/dashboard/integrations/{integrationId}"),
     ("DELETE", "/api/dashboard/integrations/{integrationId}"),
+    ("GET", "/api/dashboard/integrations/{integrationId}/analytics"),
+    ("GET", "/api/dashboard/integrations/{integrationId}/schedule"),
+    ("PUT", "/api/dashboard/integrations/{integrationId}/schedule"),
+    ("POST", "/api/dashboard/integrations/oauth/start"),
+    ("GET", "/api/dashboard/integrations/{integrationId}/webhooks"),
+    ("POST", "/api/dashboard/integrations/{integrationId}/webhooks/register"),
+    ("POST", "/api/dashboard/integrations/{integrationId}/webhooks/unregister"),
+    ("POST", "/api/dashboard/integrations/{integrationId}/webhooks/rotate"),
+    ("POST", "/api/dashboard/integrations/{integrationId}/webhooks/test"),
 ]
 
 

@@ -18,10 +18,10 @@ from crm.integrations import service
 from crm.models import SyncRun
 from crm.operations import jobs
 from crm.operations.messages import send_message
-from crm.operations.provisioning import BOT_NAME, INBOX_NAME
 from crm.operations.resolver import NO_CRM_MESSAGE, NoCRMConfigured, crm_for
 from crm.operations.sync import run_sync
-from tests.conftest import PASSWORD, TEST_KEY
+from crm.providers.chatwoot import BOT_NAME, INBOX_NAME
+from tests.conftest import PASSWORD, TEST_KEY, link_of, remote_id, sync_error
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,11 +65,11 @@ def test_fallback_order_integration_then_environment_then_error(app, alice, allo
         crm_for(alice)  # two of three settings count as none
     app.config.update(CHATWOOT_API_KEY=chatwoot.agent_token)
     target = crm_for(alice)
-    assert target.source == "environment" and target.api.token == chatwoot.agent_token
+    assert target.source == "environment" and target.connection.api.token == chatwoot.agent_token
     mine = chatwoot_integration(alice, chatwoot)
     target = crm_for(alice)
     assert target.source == "integration" and target.integration.id == mine.id
-    assert target.api.token == chatwoot.admin_token
+    assert target.connection.api.token == chatwoot.admin_token
     service.update_integration(alice, mine.id, is_active=False)
     assert crm_for(alice).source == "environment"
 
@@ -97,7 +97,8 @@ def test_a_user_never_reaches_another_users_integration(alice, bob, allow_local,
 # --- provisioning ------------------------------------------------------------------------------
 
 
-def test_provisioning_is_idempotent(alice, allow_local, chatwoot):
+def test_provisioning_is_idempotent(app, alice, allow_local, chatwoot):
+    app.config["PUBLIC_BASE_URL"] = "https://platform.example.com"  # the bot can call us: nothing to say
     integration = chatwoot_integration(alice, chatwoot)
     account = chatwoot.account
     assert integration.provision_message is None
@@ -149,7 +150,7 @@ def test_sync_creates_updates_and_skips_unchanged(alice, allow_local, chatwoot):
     contacts.update_contact(alice, changed.id, {"name": "Renamed", "email": changed.email})
     third = sync_now(alice)
     assert (third.created, third.updated, third.unchanged) == (0, 1, 39)
-    assert remote[changed.remote_id]["name"] == "Renamed"
+    assert remote[remote_id(changed)]["name"] == "Renamed"
     assert chatwoot.count == requests_before + 1  # one PATCH
 
 
@@ -162,8 +163,7 @@ def test_sync_422_duplicate_is_looked_up_and_updated(alice, allow_local, chatwoo
     assert (run.created, run.updated, run.failed) == (0, 1, 0)
     assert len(chatwoot.account.contacts) == 1
     assert chatwoot.account.contacts[999]["identifier"] == contact.id
-    db.session.refresh(contact)
-    assert contact.remote_id == 999
+    assert remote_id(contact) == 999
 
 
 def test_sync_conflict_on_another_key_is_reported(alice, allow_local, chatwoot):
@@ -174,7 +174,7 @@ def test_sync_conflict_on_another_key_is_reported(alice, allow_local, chatwoot):
     )
     run = sync_now(alice)
     assert run.failed == 1
-    assert "belongs to another Chatwoot contact" in contacts.list_contacts(alice)[0].sync_error
+    assert "belongs to another Chatwoot contact" in sync_error(contacts.list_contacts(alice)[0])
 
 
 def test_sync_backs_off_on_429(alice, allow_local, chatwoot):
@@ -193,7 +193,7 @@ def test_sync_500_on_create_is_checked_again(alice, allow_local, chatwoot):
     run = sync_now(alice)
     assert run.failed == 0 and run.created + run.updated == 5
     assert len(chatwoot.account.contacts) == 5
-    assert all(c.remote_id for c in contacts.list_contacts(alice))
+    assert all(remote_id(c) for c in contacts.list_contacts(alice))
 
 
 def test_sync_without_a_crm_fails_clearly(alice):
@@ -246,8 +246,8 @@ def test_a_sync_killed_halfway_resumes_without_duplicates(app, alice, allow_loca
     # Exactly one remote contact per local contact: by our identifier, and by email.
     assert sorted(c["identifier"] for c in remote) == sorted(local)
     assert len({c["email"] for c in remote}) == len(remote) == 300
-    assert all(chatwoot.account.contacts[local[c["identifier"]].remote_id] is c for c in remote)
-    assert all(c.remote_id and c.synced_hash for c in contacts.list_contacts(alice))
+    assert all(chatwoot.account.contacts[remote_id(local[c["identifier"]])] is c for c in remote)
+    assert all(remote_id(c) and link_of(c).synced_hash for c in contacts.list_contacts(alice))
 
 
 # --- background jobs ---------------------------------------------------------------------------

@@ -140,3 +140,12 @@ def test_a_note_is_recorded_on_the_contact(hubspot):
     assert recorded.kind == "note"
     note = hubspot.notes[recorded.remote_id]
     assert made.remote_id in [str(i) for i in note["contact_ids"]]
+
+
+def test_a_batch_refused_whole_for_one_bad_email_is_sent_again_without_it(hubspot):
+    hubspot.strict_batches = True  # HubSpot may answer 400 for the whole batch
+    api = HubSpot.connect(config(hubspot), http())
+    results = api.upsert_contacts([contact(1), contact(2, "not-an-email@"), contact(3)])
+    assert [r.kind for r in results] == ["created", "failed", "created"]
+    assert hubspot.calls("POST", UPSERT) == 2
+    assert len(hubspot.contacts) == 2

@@ -361,3 +361,35 @@ def test_rotation_keeps_and_lists_values_it_cannot_read(database_url):
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+def test_rotation_covers_webhook_secrets(database_url):
+    """A webhook endpoint's sealed secrets (Chatwoot's webhook secret, Pipedrive's Basic credentials)
+    are counted and re-sealed with the rest, so the old key can go without losing them."""
+    from crm.webhooks import service as webhooks
+
+    app = app_with(database_url, OLD)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        owner = create_user("hooks@example.com", "a long password")
+        integration = service.create_integration(
+            owner,
+            "CHATWOOT",
+            {"name": "w", "base_url": "https://chat.example.com", "account_id": 1, "api_key": "token-abcdefghijkl",
+             "auto_create_inboxes": False, "auto_create_bots": False},
+        )  # fmt: skip
+        endpoint = webhooks.endpoint_of(integration)
+        endpoint.secret = webhooks.seal(endpoint, "secret", "chatwoot-webhook-secret")
+        db.session.commit()
+        assert key_status() == {OLD_KID: 2}
+    app = app_with(database_url, NEW, OLD)
+    with app.app_context():
+        assert rotate().finished
+        assert key_status() == {NEW_KID: 2}
+    app = app_with(database_url, NEW)  # the old key is gone
+    with app.app_context():
+        endpoint = webhooks.endpoint_of(db.session.scalars(db.select(Integration)).one(), create=False)
+        assert webhooks.opened(endpoint, "secret") == "chatwoot-webhook-secret"
+        db.session.remove()
+        db.drop_all()

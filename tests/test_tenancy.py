@@ -11,16 +11,17 @@ import json
 import re
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from crm.contacts import service as contacts
 from crm.extensions import db
 from crm.integrations import service
-from crm.models import Contact, SyncRun
+from crm.models import Contact, ContactLink, SyncRun
 from crm.operations.messages import send_message
-from crm.operations.provisioning import INBOX_NAME
 from crm.operations.sync import run_sync
 from crm.providers.base import CRMError
+from crm.providers.chatwoot import INBOX_NAME
+from tests.conftest import link_of
 
 SHARED_CONFLICT = "already exists in the platform's CRM"
 
@@ -56,9 +57,30 @@ def sync_now(owner) -> SyncRun:
     return run_sync(run.id)
 
 
-def fresh(contact: Contact) -> Contact:
+class Fresh:
+    """A contact as the database has it now, with its one sync link's state as attributes."""
+
+    def __init__(self, contact: Contact):
+        self._contact = contact
+        link = link_of(contact)
+        self.remote_id = int(link.remote_id) if link and link.remote_id else None
+        self.sync_target = link.target if link else None
+        self.sync_error = link.sync_error if link else None
+
+    def __getattr__(self, name):
+        return getattr(self._contact, name)
+
+
+def fresh(contact) -> Fresh:
     db.session.expire_all()
-    return db.session.get(Contact, contact.id)
+    return Fresh(db.session.get(Contact, contact.id))
+
+
+def point_link_at(contact, remote_id) -> None:
+    """Corrupt a contact's stored remote id (a stale or forged one)."""
+    db.session.execute(
+        update(ContactLink).where(ContactLink.contact_id == contact.id).values(remote_id=str(remote_id))
+    )
 
 
 def row_state(contact: Contact) -> tuple:
@@ -175,7 +197,7 @@ def test_shared_stale_remote_id_never_leads_into_another_users_contact(alice, bo
     assert sync_now(alice).created == 1
     her_remote_id = fresh(mine).remote_id
     # Her stored remote id now names bob's contact (merged or reassigned in Chatwoot), as unchanged.
-    db.session.execute(update(Contact).where(Contact.id == mine.id).values(remote_id=theirs.remote_id))
+    point_link_at(mine, theirs.remote_id)
     db.session.commit()
 
     sent = send_message(alice, mine.id, "Hi Carla")
@@ -184,7 +206,7 @@ def test_shared_stale_remote_id_never_leads_into_another_users_contact(alice, bo
     assert conversation_of(shared, her_remote_id)["id"] == sent.conversation_id
     assert fresh(mine).remote_id == her_remote_id  # found again by her identifier
 
-    db.session.execute(update(Contact).where(Contact.id == mine.id).values(remote_id=theirs.remote_id))
+    point_link_at(mine, theirs.remote_id)
     db.session.commit()
     contacts.update_contact(alice, mine.id, {"name": "Carla R.", "email": "carla@example.com"})
     assert sync_now(alice).failed == 0
@@ -211,7 +233,7 @@ def test_shared_identifiers_are_tenant_scoped_opaque_and_stable(alice, bob, shar
     assert identifier != shared.account.contacts[theirs.remote_id]["identifier"]
     assert mine.id not in identifier and "alice" not in identifier and f":{alice.id}:" not in identifier
     # Stable: with its local sync state lost, it is found again by the same identifier, not duplicated.
-    db.session.execute(update(Contact).values(remote_id=None, sync_target=None, synced_hash=None))
+    db.session.execute(delete(ContactLink))
     db.session.commit()
     again = sync_now(alice)
     assert (again.created, again.updated, again.failed) == (0, 1, 0)

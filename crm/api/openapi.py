@@ -7,10 +7,13 @@ from typing import Any
 
 from flask import Flask
 
+from crm.analytics.openapi import analytics_paths
 from crm.api.body import MAX_BODY_BYTES
 from crm.api.pagination import DEFAULT_PER_PAGE, MAX_PAGE, MAX_PER_PAGE, MAX_SEARCH_LENGTH
 from crm.providers import all_providers
 from crm.providers.base import OUTCOMES, Field, Provider
+from crm.providers.contract import CAPABILITIES
+from crm.schedules.openapi import schedule_paths, schedule_schemas
 
 JSON = "application/json"
 
@@ -133,7 +136,7 @@ def field_schema(spec: Field, for_write: bool) -> dict[str, Any]:
 
 def configuration_schema(provider: type[Provider], for_write: bool) -> dict[str, Any]:
     properties: dict[str, Any] = {"provider": {"const": provider.id}}
-    for spec in provider.config_fields:
+    for spec in provider.fields()[1:]:  # the user's fields: OAuth tokens are neither read nor written
         target = properties
         if spec.group:
             group = properties.setdefault(spec.group, {"type": "object", "properties": {}})
@@ -193,6 +196,11 @@ def schemas() -> dict[str, Any]:
                 },
                 "configuration": {"oneOf": [ref(f"{p.id}Configuration") for p in available]},
                 "lastTest": {"oneOf": [{"type": "null"}, ref("LastTest")]},
+                "status": {
+                    "enum": ["connected", "needs_reconnect"],
+                    "description": "needs_reconnect: the OAuth provider refused our refresh token; reconnect.",
+                },
+                "health": ref("Health"),
                 "createdAt": {"type": "string"},
                 "updatedAt": {"type": "string"},
             },
@@ -241,16 +249,47 @@ def schemas() -> dict[str, Any]:
                 "configuration": {"type": "object", "description": "Values to test (override the saved ones)."},
             },
         },
-        "Provider": {"type": "object", "required": ["id", "name", "availability", "fields"]},
+        "Provider": {
+            "type": "object",
+            "required": ["id", "name", "availability", "features", "capabilities", "fields"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "availability": {"type": "string", "description": "available, or coming_soon: listed only."},
+                "features": {"type": "array", "items": {"enum": list(CAPABILITIES)}},
+                "capabilities": {
+                    "type": "array",
+                    "description": "What the provider can do, in words: one per entry of `features`.",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "label"],
+                        "properties": {"id": {"enum": list(CAPABILITIES)}, "label": {"type": "string"}},
+                    },
+                },
+                "fields": {"type": "array", "items": {"type": "object"}},
+            },
+        },
         "Contact": {
             "type": "object",
-            "required": ["id", "name", "email", "phone", "syncError", "createdAt", "updatedAt"],
+            "required": ["id", "name", "email", "phone", "sync", "createdAt", "updatedAt"],
             "properties": {
                 "id": {"type": "string", "format": "uuid"},
                 "name": {"type": "string"},
                 "email": {"type": ["string", "null"]},
                 "phone": {"type": ["string", "null"], "description": "E.164, e.g. +4930123456."},
-                "syncError": {"type": ["string", "null"], "description": "Why the last sync of it failed."},
+                "sync": {
+                    "type": "array",
+                    "description": "Its state in each CRM it was sent to (integrationId null: the platform's CRM).",
+                    "items": {
+                        "type": "object",
+                        "required": ["integrationId", "synced", "error"],
+                        "properties": {
+                            "integrationId": {"type": ["string", "null"]},
+                            "synced": {"type": "boolean"},
+                            "error": {"type": ["string", "null"], "description": "Why its last sync failed."},
+                        },
+                    },
+                },
                 "createdAt": {"type": "string"},
                 "updatedAt": {"type": "string"},
             },
@@ -267,6 +306,7 @@ def schemas() -> dict[str, Any]:
             },
         },
     }
+    result.update(schedule_schemas())
     for provider in available:
         result[f"{provider.id}Configuration"] = configuration_schema(provider, for_write=False)
         result[f"{provider.id}ConfigurationInput"] = configuration_schema(provider, for_write=True)
@@ -374,6 +414,8 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     ),
                 }
             },
+            **analytics_paths(id_param),
+            **schedule_paths(id_param),
             "/api/dashboard/integrations/{integrationId}": {
                 "parameters": id_param,
                 "get": {
@@ -394,5 +436,99 @@ def openapi_document(app: Flask) -> dict[str, Any]:
                     "responses": responses({"204": {"description": "Deleted"}}, "400", "404", "429"),
                 },
             },
+            **webhook_paths(write, id_param),
+            **oauth_paths(write),
         },
+    }
+
+
+WEBHOOK_STATUS = {
+    "type": "object",
+    "required": ["integrationId", "url", "events", "registered", "last24h", "deliveries"],
+    "properties": {
+        "integrationId": {"type": "string"},
+        "url": {"type": "string", "description": "The inbound URL the CRM calls ({PUBLIC_BASE_URL}/webhooks/<token>)."},
+        "publicUrlProblem": {"type": ["string", "null"], "description": "Why CRMs cannot reach it yet, if so."},
+        "events": {"type": "array", "items": {"type": "string"}},
+        "registered": {"type": "boolean"},
+        "secretConfigured": {"type": "boolean"},
+        "acceptUnsigned": {"type": "boolean"},
+        "lastDeliveryAt": {"type": ["string", "null"]},
+        "lastError": {"type": ["string", "null"]},
+        "lastErrorAt": {"type": ["string", "null"]},
+        "last24h": {
+            "type": "object",
+            "properties": {k: {"type": "integer"} for k in ("received", "duplicate", "rejected")},
+        },
+        "deliveries": {"type": "array", "items": {"type": "object"}, "description": "The last 50, newest first."},
+    },
+}
+
+
+def webhook_paths(write: dict[str, Any], id_param: list[dict[str, Any]]) -> dict[str, Any]:
+    """The webhook management operations of one integration (crm/webhooks)."""
+    status = {"content": {JSON: {"schema": WEBHOOK_STATUS}}}
+    base = "/api/dashboard/integrations/{integrationId}/webhooks"
+    actions = {
+        "register": "Register the inbound URL in the CRM (Chatwoot, Pipedrive), importing its signing secret",
+        "unregister": "Remove the webhook from the CRM",
+        "rotate": "A new inbound URL; the old one stops working at once",
+        "test": "Send a signed sample event through the real verification path",
+    }
+    paths: dict[str, Any] = {
+        base: {
+            "parameters": id_param,
+            "get": {
+                "summary": "Webhook URL, status, counts of the last 24 h and the last 50 deliveries",
+                "responses": responses({"200": {"description": "Webhook status", **status}}, "404", "422"),
+            },
+        }
+    }
+    for action, summary in actions.items():
+        paths[f"{base}/{action}"] = {
+            "parameters": id_param,
+            "post": {
+                "summary": summary,
+                **write,
+                "responses": responses(
+                    {"200": {"description": "Webhook status", **status}}, "400", "404", "409", "422", "429"
+                ),
+            },
+        }
+    return paths
+
+
+def oauth_paths(write: dict[str, Any]) -> dict[str, Any]:
+    """Connect with OAuth 2.0 (crm/oauth): the start answers where to send the user agent."""
+    request = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string"},
+            "configuration": {"type": "object", "description": "provider and its non-secret fields"},
+            "integrationId": {"type": "string", "description": "Reconnect this integration (same id)."},
+        },
+    }
+    answer = {
+        "type": "object",
+        "required": ["authorizationUrl"],
+        "properties": {"authorizationUrl": {"type": "string", "format": "uri"}},
+    }
+    return {
+        "/api/dashboard/integrations/oauth/start": {
+            "post": {
+                "summary": "Start Connect with OAuth: the provider's consent page to send the user agent to",
+                **write,
+                "requestBody": {"required": True, "content": {JSON: {"schema": request}}},
+                "responses": responses(
+                    {"200": {"description": "Follow it with the same session", "content": {JSON: {"schema": answer}}}},
+                    "400",
+                    "404",
+                    "413",
+                    "415",
+                    "422",
+                    "429",
+                ),
+            }
+        }
     }

@@ -12,7 +12,7 @@ from crm.api import bp
 from crm.api.body import APIError, json_body, json_response
 from crm.api.openapi import openapi_document
 from crm.api.pagination import page_request, paginated
-from crm.api.present import contact_json, integration_json, test_result_json
+from crm.api.present import contact_json, integration_json, provider_json, test_result_json
 from crm.auth.guards import public
 from crm.contacts import service as contacts_service
 from crm.http import no_store
@@ -86,7 +86,7 @@ def openapi():
 @bp.get("/dashboard/providers")
 @login_required
 def providers():
-    return json_response({"providers": [p.describe() for p in all_providers()]})
+    return json_response({"providers": [provider_json(p) for p in all_providers()]})
 
 
 @bp.get("/dashboard/integrations")
@@ -188,3 +188,77 @@ def delete_integration(integration_id: str):
     except service.IntegrationNotFound:
         raise APIError(404, NOT_FOUND) from None
     return "", 204
+
+
+@bp.get("/dashboard/integrations/<integration_id>/analytics")
+@login_required
+def integration_analytics(integration_id: str):
+    """The Analytics page's figures (crm/analytics) for ?range=24h, 7d (default) or 30d."""
+    from crm.analytics import recorder, report
+    from crm.analytics.present import figures_json
+
+    integration = find(integration_id)
+    try:
+        range_name = report.parse_range(request.args.get("range"))
+    except report.BadRange as exc:
+        raise invalid("range", str(exc)) from None
+    recorder.flush()
+    return json_response(figures_json(report.figures(current_user, range_name, integration), integration.id))
+
+
+# --- webhooks (crm/webhooks) -------------------------------------------------------------------
+
+
+def _webhook_call(integration_id: str, action=None):
+    from crm.webhooks import service as webhooks
+
+    integration = find(integration_id)
+    try:
+        if action is not None:
+            action(current_user, integration.id)
+        _, endpoint = webhooks.panel(current_user, integration.id)
+    except webhooks.WebhookError as exc:
+        raise APIError(422, str(exc), {"integrationId": [str(exc)]}) from None
+    return json_response(webhooks.summary_json(integration, endpoint))
+
+
+@bp.get("/dashboard/integrations/<integration_id>/webhooks")
+@login_required
+def get_webhooks(integration_id: str):
+    return _webhook_call(integration_id)
+
+
+@bp.post("/dashboard/integrations/<integration_id>/webhooks/register")
+@login_required
+@limits.api_write
+def register_webhook(integration_id: str):
+    from crm.webhooks import service as webhooks
+
+    return _webhook_call(integration_id, webhooks.register)
+
+
+@bp.post("/dashboard/integrations/<integration_id>/webhooks/unregister")
+@login_required
+@limits.api_write
+def unregister_webhook(integration_id: str):
+    from crm.webhooks import service as webhooks
+
+    return _webhook_call(integration_id, webhooks.unregister)
+
+
+@bp.post("/dashboard/integrations/<integration_id>/webhooks/rotate")
+@login_required
+@limits.api_write
+def rotate_webhook(integration_id: str):
+    from crm.webhooks import service as webhooks
+
+    return _webhook_call(integration_id, webhooks.rotate)
+
+
+@bp.post("/dashboard/integrations/<integration_id>/webhooks/test")
+@login_required
+@limits.api_write
+def test_webhook(integration_id: str):
+    from crm.webhooks import service as webhooks
+
+    return _webhook_call(integration_id, webhooks.send_test)

@@ -1,5 +1,2 @@
-from flask import Blueprint
-
-bp = Blueprint("contacts", __name__, url_prefix="/contacts")
-
-from crm.contacts import routes  # noqa: E402, F401
+"""Contacts: the page (routes) and the owner-scoped store (service), which the operations layer uses.
+Importing this package loads no routes; the app factory registers `crm.contacts.routes.bp`."""

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, request, url_for
+from flask import Blueprint, abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from crm import limits
-from crm.contacts import bp, service
+from crm.contacts import service
 from crm.contacts.forms import ContactForm, ImportForm, MessageForm
 from crm.htmx import poll, render, swap_or_redirect
 from crm.http import no_store
+from crm.integrations import service as integrations_service
 from crm.net import OutboundError
 from crm.operations import jobs
 from crm.operations.failures import describe_failure
@@ -42,7 +43,19 @@ def listing() -> dict:
     if number > pages:
         number = pages
         contacts, total = service.list_contacts_page(current_user, number, service.PER_PAGE, search)
-    return {"contacts": contacts, "total": total, "page_number": max(1, number), "pages": pages, "q": search}
+    return {
+        "contacts": contacts,
+        "total": total,
+        "page_number": max(1, number),
+        "pages": pages,
+        "q": search,
+        "crm_names": crm_names(current_user),
+    }
+
+
+def crm_names(owner) -> dict[str | None, str]:
+    """What each contact's per-CRM state is labelled with: the integration's name (None: the platform's)."""
+    return {None: "Platform CRM", **{i.id: i.name for i in integrations_service.list_integrations(owner)}}
 
 
 def page(form=None, import_form=None, report=None, status: int = 200):
@@ -59,6 +72,7 @@ def page(form=None, import_form=None, report=None, status: int = 200):
     )
 
 
+bp = Blueprint("contacts", __name__, url_prefix="/contacts")
 bp.after_request(no_store)
 
 

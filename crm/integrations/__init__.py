@@ -1,12 +1,14 @@
-from flask import Blueprint
+"""Integrations: the dashboard and the modal (routes), the owner-scoped store (service), forms.
+
+Importing this package (e.g. `crm.integrations.service` from the operations layer) loads no routes;
+the app factory registers `crm.integrations.routes.bp`. The template filters below are registered there.
+"""
+
 from markupsafe import Markup, escape
 
-bp = Blueprint("integrations", __name__, url_prefix="/dashboard/integrations")
-
-from crm.integrations import routes  # noqa: E402, F401
+from crm.providers.contract import CAPABILITIES
 
 
-@bp.app_template_filter("ago")
 def ago(moment) -> str:
     """'just now', '3 min ago', '2 h ago', '5 days ago': when a test last ran."""
     from crm.models import utcnow
@@ -22,8 +24,12 @@ def ago(moment) -> str:
     return f"{days} day{'s' if days != 1 else ''} ago"
 
 
-@bp.app_template_filter("breakable")
 def breakable(text) -> Markup:
     """A host or URL that may wrap after its dots and slashes, not in the middle of a word."""
     # Escaped first, so the Markup holds only our <wbr> tags (str.replace: Markup.replace is slow).
-    return Markup(str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>"))  # noqa: S704
+    return Markup(str(escape(text)).replace(".", ".<wbr>").replace("/", "/<wbr>"))  # noqa: S704  # nosec B704  # escaped first
+
+
+def capability_labels(provider) -> list[str]:
+    """What a provider can do, in the words of `crm.providers.contract.CAPABILITIES` (card, CLI, API)."""
+    return [CAPABILITIES[name] for name in provider.features if name in CAPABILITIES]

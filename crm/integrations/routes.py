@@ -6,13 +6,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
-from flask import abort, request, session, url_for
+from flask import Blueprint, abort, request, session, url_for
 from flask_login import current_user, login_required
 
 from crm import audit, limits
 from crm.htmx import after_change, render, swap_or_redirect
 from crm.http import no_store
-from crm.integrations import bp, service
+from crm.integrations import ago, breakable, capability_labels, service
 from crm.integrations.advice import advice_for
 from crm.integrations.forms import build_form
 from crm.operations.resolver import environment_settings
@@ -38,6 +38,9 @@ EVENT_NAMES = {
 OUTCOME_NAMES = {"ok": "OK", "failed": "Failed"}
 
 
+bp = Blueprint("integrations", __name__, url_prefix="/dashboard/integrations")
+for _filter in (ago, breakable, capability_labels):
+    bp.add_app_template_filter(_filter)
 bp.after_request(no_store)
 
 

@@ -15,17 +15,19 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from blinker import Namespace
 from flask import current_app, has_request_context
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from crm import audit
-from crm.crypto import Binding, CredentialUnreadable, Keyring, is_sealed
+from crm import audit, sealing
+from crm.analytics import recorder as analytics
+from crm.crypto import CredentialUnreadable, Keyring, is_sealed
 from crm.extensions import db
 from crm.models import Integration, User, find_owned, utcnow
-from crm.net import BlockedDestination, DNSFailure, GuardedClient, InvalidURL
+from crm.net import BlockedDestination, DNSFailure, GuardedClient, InvalidURL, OutboundError
 from crm.providers import get_provider
-from crm.providers.base import ConnectionResult, Field, Provider, is_blank, network_message, origin
+from crm.providers.base import ConnectionResult, CRMError, Field, Provider, is_blank, network_message, origin
 from crm.providers.registry import UnknownProvider
 
 INTEGRATION_TYPE = "CRM"
@@ -122,39 +124,28 @@ def _settle_primary(integrations: list[Integration]) -> Integration | None:
 # --- sealing -----------------------------------------------------------------------------------
 
 
-def _secret_items(spec: Field, value: Any) -> list[tuple[str, str]]:
-    """(binding field name, plaintext) pairs of one sensitive value; a JSON field has one per key."""
-    if spec.type == "json":
-        return [(f"{spec.name}.{key}", item) for key, item in value.items()]
-    return [(spec.name, value)]
-
-
 def _seal(owner_id: int, integration_id: str, spec: Field, value: Any) -> tuple[Any, dict[str, str]]:
-    ring = keyring()
-    sealed: dict[str, str] = {}
-    hints: dict[str, str] = {}
-    for binding_name, plaintext in _secret_items(spec, value):
-        binding = Binding(owner_id, integration_id, binding_name)
-        try:
-            sealed[binding_name] = ring.seal(plaintext, binding)
-        except CredentialUnreadable:
-            raise ValidationFailed({spec.name: [SEALED_ELSEWHERE]}) from None
-        if not is_sealed(plaintext) and len(plaintext) >= HINT_MIN_LENGTH:
-            hints[binding_name] = plaintext[-4:]
-    if spec.type == "json":
-        prefix = f"{spec.name}."
-        return {name.removeprefix(prefix): token for name, token in sealed.items()}, hints
-    return sealed[spec.name], hints
+    try:
+        sealed = sealing.seal(keyring(), owner_id, integration_id, spec.name, value)
+    except CredentialUnreadable:
+        raise ValidationFailed({spec.name: [SEALED_ELSEWHERE]}) from None
+    hints = {
+        binding_name: plaintext[-4:]
+        for binding_name, plaintext in sealing.items(spec.name, value)
+        if not is_sealed(plaintext) and len(plaintext) >= HINT_MIN_LENGTH
+    }
+    return sealed, hints
 
 
 def _apply(integration: Integration, provider: type[Provider], values: Mapping[str, Any]) -> None:
     """Write validated values to the row, sealing every sensitive one. Blank secrets keep theirs."""
-    sensitive = {spec.name for spec in provider.sensitive_fields()}
-    configuration = {key: value for key, value in (integration.configuration or {}).items() if key in sensitive}
+    # Secrets, and what the OAuth flow filled in (tokens, expiry, instance URL), are kept unless replaced.
+    kept = {spec.name for spec in provider.sensitive_fields()} | {spec.name for spec in provider.token_fields()}
+    configuration = {key: value for key, value in (integration.configuration or {}).items() if key in kept}
     hints = dict(integration.secret_hints or {})
     for spec in provider.config_fields:
         if spec.name not in values:
-            if not spec.sensitive:
+            if not spec.sensitive and not spec.oauth_token:
                 configuration.pop(spec.name, None)
             continue
         if spec.sensitive:
@@ -212,8 +203,12 @@ def _require_reentry(provider: type[Provider], raw: Mapping[str, Any], stored: M
     missing = {
         spec.name: [f"The server address changed: enter the {spec.label} again."]
         for spec in provider.sensitive_fields()
-        if spec.name in stored and is_blank(raw.get(spec.name)) and spec.applies(raw)
+        if spec.name in stored and is_blank(raw.get(spec.name)) and spec.applies(raw) and not spec.oauth_token
     }
+    if any(spec.oauth_token and spec.name in stored for spec in provider.sensitive_fields()):
+        # OAuth tokens are never typed: a new sign-in address means connecting again.
+        message = f"The sign-in address changed: connect {provider.name} again instead of editing it."
+        raise ValidationFailed({"access_token": [message]}, message)
     if missing:
         raise ValidationFailed(missing, "The server address changed: enter the credentials again.")
 
@@ -284,6 +279,9 @@ def create_once(
         if existing is not None:
             return existing, False
     provider = available_provider(provider_id)
+    if "oauth" in provider.features:  # its tokens come from the OAuth flow (crm.oauth), never typed
+        message = f"{provider.name} connects with OAuth: use Connect with {provider.name}."
+        raise ValidationFailed({"provider": [message]})
     values = _validated(provider, raw)
     integration = Integration(
         id=str(uuid.uuid4()),
@@ -312,10 +310,13 @@ def create_once(
     return integration, True
 
 
-def _provision(owner: User, integration: Integration) -> None:
-    from crm.operations.provisioning import provision  # provisioning calls back into this module
+# Sent after a save that may need work in the CRM (created, configuration changed, activated). The
+# operations layer listens (crm.operations.provisioning); this module never calls up into it.
+integration_saved = Namespace().signal("integration-saved")
 
-    provision(owner, integration)
+
+def _provision(owner: User, integration: Integration) -> None:
+    integration_saved.send(current_app._get_current_object(), owner=owner, integration=integration)
 
 
 def update_integration(
@@ -378,6 +379,9 @@ def make_primary(owner: User, integration_id: object) -> Integration:
 def delete_integration(owner: User, integration_id: object) -> Integration | None:
     """Delete it; answers the primary integration afterwards (None when no integration can be)."""
     integration = get_integration(owner, integration_id)
+    from crm.oauth.service import revoke  # OAuth tokens are revoked at the provider first (never blocking)
+
+    revoke(owner, integration)
     audit.record(owner.id, "delete", integration)
     db.session.delete(integration)
     primary = _settle_primary([i for i in list_integrations(owner) if i.id != integration.id])
@@ -466,7 +470,7 @@ def test_and_fingerprint(
         provider = available_provider(provider_id)
         # Destinations are left to the test itself, which answers blocked_destination or invalid_url.
         config = _validated(provider, {"name": provider.name, **raw}, check_destinations=False)
-        result = provider.run_test(config, outbound_client())
+        result = provider.run_test(with_endpoints(provider, config), outbound_client())
         audit.record(owner.id, "test", outcome=result.outcome, provider=provider.id, detail="unsaved values")
         db.session.commit()
         return result, fingerprint(provider, config)
@@ -478,9 +482,15 @@ def test_and_fingerprint(
     candidate = _validated(provider, merged, stored, check_destinations=False)
     if secrets_must_be_reentered(provider, stored, candidate):
         _require_reentry(provider, merged, stored)
-    live = live_configuration(owner, integration, purpose="connection test")
+    try:
+        live = fresh_configuration(owner, integration, purpose="connection test")
+    except (CRMError, OutboundError):  # a refused or failed OAuth refresh: the test below says what is wrong
+        live = live_configuration(owner, integration, purpose="connection test")
     config = {**live, **candidate}
-    result = provider.run_test(config, outbound_client())
+    started = time.perf_counter()
+    result = provider.run_test(with_endpoints(provider, config), outbound_client())
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    analytics.record("test", integration.id, owner.id, result.outcome, elapsed_ms, provider=provider.id)
     audit.record(owner.id, "test", integration, result.outcome)
     unchanged = all(stored.get(key) == value for key, value in candidate.items() if key != "name") and not any(
         spec.name in candidate for spec in provider.sensitive_fields()
@@ -492,6 +502,22 @@ def test_and_fingerprint(
 
 
 # --- the outbound path -------------------------------------------------------------------------
+
+
+def with_endpoints(provider: type[Provider], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration with the operator's addresses for this provider (see Provider.endpoints)."""
+    return {**config, **provider.endpoints(current_app.config, config)}
+
+
+def fresh_configuration(owner: User, integration: Integration, purpose: str = "outbound call") -> dict[str, Any]:
+    """live_configuration, with an OAuth access token refreshed first when it is due (one refresh
+    across threads and processes). Raises crm.providers.oauth.NeedsReconnect when the provider
+    refused the refresh token: operations stop with "Reconnect ... on Dashboard → Integrations"."""
+    if "oauth" in provider_of(integration).features:
+        from crm.providers import oauth  # it calls back into this module
+
+        return oauth.ensure_fresh(owner, integration, purpose)
+    return live_configuration(owner, integration, purpose)
 
 
 def live_configuration(owner: User, integration: Integration, purpose: str = "outbound call") -> dict[str, Any]:
@@ -508,15 +534,9 @@ def live_configuration(owner: User, integration: Integration, purpose: str = "ou
     for spec in provider.sensitive_fields():
         if spec.name not in live:
             continue
-        stored = live[spec.name]
-        if spec.type == "json":
-            live[spec.name] = {
-                key: ring.open(token, Binding(owner.id, integration.id, f"{spec.name}.{key}"))
-                for key, token in stored.items()
-            }
-        else:
-            live[spec.name] = ring.open(stored, Binding(owner.id, integration.id, spec.name))
+        live[spec.name] = sealing.open_value(ring, owner.id, integration.id, spec.name, live[spec.name])
     live["name"] = integration.name
+    live = with_endpoints(provider, live)
     audit.record(owner.id, "secret_used", integration, detail=purpose)
     db.session.commit()
     return live
@@ -538,9 +558,7 @@ def secret_summary(integration: Integration, spec: Field) -> dict[str, Any] | No
             info["last4"] = hints[binding_name]
         return info
 
-    if spec.type == "json":
-        return {key: summary(f"{spec.name}.{key}") for key in stored}
-    return summary(spec.name)
+    return sealing.walk(spec.name, stored, lambda binding_name, _token: summary(binding_name))
 
 
 def secret_hints(integration: Integration) -> dict[str, str]:

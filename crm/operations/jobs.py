@@ -31,8 +31,10 @@ def queue():
     return Queue(current_app.config.get("CRM_QUEUE_NAME", "crm"), connection=connection)
 
 
-def active_run(owner: User) -> SyncRun | None:
-    """The user's queued or running sync; one whose heartbeat stopped is marked interrupted."""
+def active_run(owner: User, integration_id: str | None = None) -> SyncRun | None:
+    """The user's queued or running sync that a new one for `integration_id` (None: every CRM) would
+    overlap; one whose heartbeat stopped is marked interrupted. Syncs to different integrations may
+    run side by side; two never write to one CRM at once (Pipedrive has no upsert)."""
     runs = db.session.scalars(
         select(SyncRun).where(SyncRun.user_id == owner.id, SyncRun.status.in_(("queued", "running")))
     ).all()
@@ -42,19 +44,29 @@ def active_run(owner: User) -> SyncRun | None:
             run.message = "The sync was interrupted; the next one continues where it stopped."
             run.finished_at = utcnow()
     db.session.commit()
-    return next((r for r in runs if r.status in ("queued", "running")), None)
+    live = [r for r in runs if r.status in ("queued", "running")]
+    return next((r for r in live if overlaps(r.integration_id, integration_id)), None)
 
 
-def start_sync(owner: User) -> SyncRun:
-    """Start a contact sync in the background (or answer the one already under way)."""
-    current = active_run(owner)
+def overlaps(running: str | None, wanted: str | None) -> bool:
+    """A run for every CRM (None) overlaps any other; runs for two integrations do not."""
+    return running is None or wanted is None or running == wanted
+
+
+def start_sync(
+    owner: User, integration_id: str | None = None, trigger: str = "manual", job_id: str | None = None
+) -> SyncRun:
+    """Start a contact sync in the background (or answer the overlapping one already under way): to
+    every CRM that syncs the user's contacts, or to one integration. `job_id` makes an RQ job unique
+    (the scheduler passes one per due slot, so a slot is never queued twice)."""
+    current = active_run(owner, integration_id)
     if current is not None:
         return current
-    run = SyncRun(user_id=owner.id, status="queued")
+    run = SyncRun(user_id=owner.id, status="queued", integration_id=integration_id, trigger=trigger)
     db.session.add(run)
     db.session.commit()
     if current_app.config.get("REDIS_URL"):
-        queue().enqueue("crm.operations.jobs.perform_sync", run.id, job_timeout=3600)
+        queue().enqueue("crm.operations.jobs.perform_sync", run.id, job_timeout=3600, job_id=job_id)
     else:
         app = current_app._get_current_object()
         threading.Thread(target=_in_thread, args=(app, run.id), name=f"sync-{run.id}", daemon=True).start()

@@ -7,6 +7,7 @@ class in one file and touches no template and no route.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -28,6 +29,10 @@ CONTROL_NAMES = {"\x00": "a NUL byte", "\t": "a tab", "\n": "a line break", "\r"
 
 
 @functools.cache  # a handful of field names, asked for on every API answer
+def account_key(identity: str) -> str:
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
 def camel_case(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
@@ -54,6 +59,9 @@ class Field:
     api_key: str | None = None  # overrides the derived camelCase name
     # A json field's declared keys, each its own input (e.g. Custom CRM's credentials per auth type).
     parts: tuple[Field, ...] = ()
+    # Filled in by the OAuth flow (crm.providers.oauth), never by the user: no form input, not accepted
+    # from the API, not published in the providers' schema.
+    oauth_token: bool = False
 
     def __post_init__(self):
         if self.type not in FIELD_TYPES:
@@ -338,9 +346,43 @@ class Provider:
     docs_url: ClassVar[str] = ""
     config_fields: ClassVar[tuple[Field, ...]] = ()
 
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        if "can_operate" not in cls.__dict__:  # derived from what it declares it can do
+            cls.can_operate = any(name in cls.features for name in ("contacts", "messages", "notes"))
+
     @classmethod
     def fields(cls) -> tuple[Field, ...]:
-        return (NAME_FIELD, *cls.config_fields)
+        """What the user fills in: forms, the API and validation. OAuth tokens are not among them."""
+        return (NAME_FIELD, *(f for f in cls.config_fields if not f.oauth_token))
+
+    @classmethod
+    def token_fields(cls) -> tuple[Field, ...]:
+        """The fields the OAuth flow fills in (crm.providers.oauth): access and refresh token, expiry."""
+        return tuple(f for f in cls.config_fields if f.oauth_token)
+
+    @classmethod
+    def endpoints(cls, settings: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+        """Addresses that come from the operator's settings, not the user (e.g. HUBSPOT_API_URL for a
+        sandbox). Merged into the live configuration on the outbound path; never stored."""
+        return {}
+
+    @classmethod
+    def wants_provisioning(cls, values: Mapping[str, Any]) -> bool:
+        """Whether a save of these values needs work in the CRM (see Connection.provision)."""
+        return False
+
+    @classmethod
+    def account_key(cls, config: Mapping[str, Any], integration_id: str | None) -> str:
+        """Names the CRM account a configuration reaches: contacts' remote ids are kept per account key,
+        so a contact synced to one account is sent again to another."""
+        return account_key(f"{cls.id}|{integration_id}")
+
+    @classmethod
+    def connect(cls, config: Mapping[str, Any], http: GuardedClient, deadline: float | None = None, **context: Any):
+        """A `crm.providers.contract.Connection` for the operations this provider declares in
+        `features`; `config` is the live configuration (secrets opened, endpoints merged)."""
+        raise NotImplementedError(f"{cls.name} has no operations")
 
     @classmethod
     def field(cls, name: str) -> Field:
@@ -348,7 +390,7 @@ class Provider:
 
     @classmethod
     def sensitive_fields(cls) -> tuple[Field, ...]:
-        return tuple(f for f in cls.fields() if f.sensitive)
+        return tuple(f for f in (NAME_FIELD, *cls.config_fields) if f.sensitive)  # OAuth tokens included
 
     @classmethod
     def is_available(cls) -> bool:
@@ -459,7 +501,7 @@ class Provider:
         nothing outside the schema (an owner, an id) can be assigned through it. A redacted secret
         sent back as it was read ({"configured": true, ...}) means "keep the stored one"."""
         values: dict[str, Any] = {}
-        for spec in cls.config_fields:
+        for spec in cls.fields()[1:]:
             if spec.parts:
                 value = _parts_from_api(spec, configuration)
                 if value:
@@ -478,7 +520,7 @@ class Provider:
     def values_to_api(cls, values: Mapping[str, Any], secret: Any) -> dict[str, Any]:
         """An API configuration object; `secret(spec)` gives what may be shown of a sensitive field."""
         result: dict[str, Any] = {"provider": cls.id}
-        for spec in cls.config_fields:
+        for spec in cls.fields()[1:]:  # OAuth tokens never leave, not even as a summary
             if spec.name not in values:
                 continue
             value = secret(spec) if spec.sensitive else values[spec.name]

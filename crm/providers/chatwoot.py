@@ -5,12 +5,21 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
-from crm.net import GuardedClient, Response, join_url
-from crm.providers.base import ConnectionResult, CRMError, Field, Provider, raise_for_common_status
+from crm.net import GuardedClient, OutboundError, Response, join_url
+from crm.providers.base import (
+    ConnectionResult,
+    CRMError,
+    Field,
+    Provider,
+    account_key,
+    network_message,
+    raise_for_common_status,
+)
+from crm.providers.contract import Connection, ContactData, ContactResult, Recorded, waiting
 from crm.providers.registry import register
 
 # A pasted dashboard address, e.g. https://chat.example.com/app/accounts/3/inbox/1.
@@ -78,6 +87,7 @@ class ChatwootAPI:
             wait = max(wait, retry_after_seconds(response.headers.get("Retry-After", "")))
             if time.monotonic() + wait >= deadline:
                 return response
+            waiting(wait, self.name)
             time.sleep(wait)
         return response
 
@@ -178,6 +188,286 @@ def classify_401(response: Response, account_id: int) -> CRMError:
             "(nginx needs `underscores_in_headers on`).",
         )
     return CRMError("auth_failed", f"Chatwoot rejected the API Access Token. {COPY_AGAIN_HINT}")
+
+
+# --- operations: contacts, messages, provisioning ------------------------------------------------
+# In the user's own account a contact is matched by our identifier, then email, then phone: it is their
+# account. In the operator's shared account (`shared`) every user without an integration has contacts,
+# so there the identifier is tenant-scoped (see crm.operations.sync) and it is the only key: a user
+# never reads, changes or messages a contact they did not create there, and an email or phone that
+# another contact holds is left out, with a note naming no other contact.
+
+INBOX_NAME = "LocalBoxs"
+BOT_NAME = "LocalBoxs Bot"
+API_CHANNEL = "Channel::Api"
+# Chatwoot's words in a 422 when another contact holds a unique value ("Email has already been taken").
+TAKEN_LABELS = {"email": "Email", "phone_number": "Phone number"}
+FIELD_WORDS = {"email": "email", "phone_number": "phone number"}
+
+
+class SyncConflict(CRMError):
+    def __init__(self, message: str):
+        super().__init__("account_not_found", message)
+
+
+def _words(fields: frozenset[str]) -> str:
+    return " and ".join(FIELD_WORDS[f] for f in sorted(fields)) or "these details"
+
+
+def taken_fields(response: Response) -> frozenset[str]:
+    """The fields a 422 says another contact already holds."""
+    body = response.json() if response.status == 422 else None
+    message = str(body.get("message") or "") if isinstance(body, dict) else ""
+    return frozenset(f for f, label in TAKEN_LABELS.items() if f"{label} has already been taken" in message)
+
+
+def left_out_note(fields: frozenset[str]) -> str | None:
+    if not fields:
+        return None
+    words = _words(fields)
+    return f"Sent without its {words}: a contact with this {words} already exists in the platform's CRM."
+
+
+class ChatwootConnection(Connection):
+    """Chatwoot's operations for one account. Chatwoot has no batch endpoint, so contacts go one per
+    call, `concurrency` calls at a time over keep-alive connections."""
+
+    batch_size = 1
+
+    def __init__(self, api: ChatwootAPI, shared: bool, remote: dict[str, Any], concurrency: int = 8):
+        self.api = api
+        self.shared = shared
+        self.remote = remote  # ids provisioning found or made (inbox, bot); callers persist changes
+        self.concurrency = concurrency
+        self.issued: dict[str, str | None] = {}  # secrets Chatwoot issued (the bot's signing secret)
+
+    # --- contacts --------------------------------------------------------------------------------
+
+    def upsert_contacts(self, batch: Sequence[ContactData]) -> list[ContactResult]:
+        return [self.sync_one(contact) for contact in batch]
+
+    def sync_one(self, contact: ContactData) -> ContactResult:
+        try:
+            return self.upsert(contact)
+        except OutboundError as exc:
+            message = network_message(exc.outcome, "Chatwoot", exc.detail)
+            return ContactResult.failed(contact.key, message, exc.outcome)
+        except CRMError as exc:
+            return ContactResult.failed(contact.key, exc.message, exc.outcome)
+
+    def identifiers(self, contact: ContactData) -> tuple[str, ...]:
+        return (contact.key, *contact.aliases)
+
+    def owns(self, contact: ContactData, remote: Any) -> bool:
+        return isinstance(remote, dict) and remote.get("identifier") in self.identifiers(contact)
+
+    def payload(self, contact: ContactData, leave_out: frozenset[str] = frozenset()) -> dict[str, Any]:
+        # Never send "" for a value we do not mean to clear.
+        body = {"name": contact.name, "identifier": contact.key}
+        if contact.email and "email" not in leave_out:
+            body["email"] = contact.email
+        if contact.phone and "phone_number" not in leave_out:
+            body["phone_number"] = contact.phone
+        return body
+
+    def refused(self, response: Response) -> CRMError:
+        """Our words for a 422 that no lookup resolved. In the shared account it names no other contact."""
+        taken = taken_fields(response)
+        if taken and self.shared:
+            return SyncConflict(
+                f"A contact with this {_words(taken)} already exists in the platform's CRM; change it, "
+                "or add your own Chatwoot under Dashboard → Integrations."
+            )
+        if taken:
+            return SyncConflict(
+                f"Its {_words(taken)} belongs to another Chatwoot contact; merge or change one of them."
+            )
+        body = response.json()
+        attributes = body.get("attributes") if isinstance(body, dict) else None
+        return CRMError("not_a_crm", f"Chatwoot refused it: {', '.join(map(str, attributes or []))} not accepted.")
+
+    def _filter(self, attribute: str, value: str) -> list[dict]:
+        condition = {
+            "attribute_key": attribute,
+            "filter_operator": "equal_to",
+            "values": [value],
+            "query_operator": None,
+        }
+        found = self.api.account_call("POST", "contacts", "filter", json={"payload": [condition]}) or {}
+        return [c for c in found.get("payload") or [] if isinstance(c, dict)]
+
+    def lookup(self, contact: ContactData) -> dict | None:
+        """The Chatwoot contact that is this one. Shared account: by our identifiers only. The user's own
+        account: by identifier, then email, then phone (exact match)."""
+        if self.shared:
+            keys = [("identifier", value) for value in self.identifiers(contact)]
+        else:
+            keys = [("identifier", contact.key), ("email", contact.email), ("phone_number", contact.phone)]
+        for attribute, value in keys:
+            if not value:
+                continue
+            for candidate in self._filter(attribute, value):
+                if self.shared:
+                    if self.owns(contact, candidate):  # exactly: Chatwoot's identifier filter ignores case
+                        return candidate
+                    continue
+                if str(candidate.get(attribute) or "").lower() == str(value).lower():
+                    if candidate.get("identifier") not in (None, "") and not self.owns(contact, candidate):
+                        raise SyncConflict(
+                            f"Its {attribute.replace('_', ' ')} belongs to another Chatwoot contact "
+                            f"(#{candidate.get('id')}); merge or change one of them."
+                        )
+                    return candidate
+        return None
+
+    def still_ours(self, remote_id: str, contact: ContactData) -> bool:
+        """Whether a stored remote id still names this contact: in the shared account it may have been
+        deleted, merged or edited since, and nothing is changed or messaged there until it is checked."""
+        response = self.api.patient_call("GET", self.api.account_path("contacts", remote_id))
+        if response.status == 404:
+            return False
+        body = self.api.expect_json(response)
+        return self.owns(contact, body.get("payload") if isinstance(body, dict) else None)
+
+    def confirm(self, contact: ContactData) -> str | None:
+        if not self.shared or (contact.remote_id and self.still_ours(contact.remote_id, contact)):
+            return contact.remote_id
+        return None
+
+    def _update(self, remote_id: str, contact: ContactData, checked: bool = False) -> ContactResult | None:
+        """PATCH the contact; None when Chatwoot no longer has it (or, shared, it is no longer ours)."""
+        if self.shared and not checked and not self.still_ours(remote_id, contact):
+            return None
+        path = self.api.account_path("contacts", remote_id)
+        response = self.api.patient_call("PATCH", path, json=self.payload(contact))
+        left_out = taken_fields(response) if self.shared else frozenset()
+        if left_out:
+            response = self.api.patient_call("PATCH", path, json=self.payload(contact, left_out))
+        if response.status == 404:
+            return None  # deleted in Chatwoot: create it again
+        if response.status == 422:
+            raise self.refused(response)
+        self.api.expect_json(response)
+        return ContactResult(contact.key, "updated", str(remote_id), note=left_out_note(left_out))
+
+    def upsert(self, contact: ContactData) -> ContactResult:
+        if contact.remote_id:
+            updated = self._update(contact.remote_id, contact)
+            if updated:
+                return updated
+        left_out: frozenset[str] = frozenset()
+        checked_after_500 = False
+        while True:
+            response = self.api.patient_call(
+                "POST", self.api.account_path("contacts"), json=self.payload(contact, left_out)
+            )
+            if 200 <= response.status < 300:
+                body = self.api.expect_json(response)
+                remote_id = str(int(body["payload"]["contact"]["id"]))
+                return ContactResult(contact.key, "created", remote_id, note=left_out_note(left_out))
+            lost_answer = response.status >= 500 and not checked_after_500
+            if response.status != 422 and not lost_answer:
+                self.api.expect_json(response)  # raises with our words for 401, 402, 404, 429, 5xx ...
+                raise CRMError("server_error", network_message("server_error", "Chatwoot"))
+            # A duplicate (or, after a 500, perhaps a create that did happen): find it and update it.
+            found = self.lookup(contact)
+            if found is not None:
+                updated = self._update(str(int(found["id"])), contact, checked=True)
+                if updated:
+                    return updated
+            if lost_answer:
+                checked_after_500 = True
+                continue
+            taken = taken_fields(response)
+            if self.shared and taken and not left_out:
+                left_out = taken  # another user's (or an outside) contact holds it: make ours without it
+                continue
+            raise self.refused(response)
+
+    # --- messages --------------------------------------------------------------------------------
+
+    def record_message(self, contact: ContactData, text: str) -> Recorded:
+        """Post into the contact's open conversation in the platform's inbox (one is made if needed)."""
+        inbox_id = self.inbox()
+        listing = self.api.account_call("GET", "contacts", contact.remote_id, "conversations") or {}
+        open_ones = [
+            c for c in listing.get("payload") or [] if c.get("inbox_id") == inbox_id and c.get("status") != "resolved"
+        ]
+        if open_ones:
+            conversation_id = int(open_ones[0]["id"])
+        else:
+            created = self.api.account_call(
+                "POST", "conversations", json={"inbox_id": inbox_id, "contact_id": int(contact.remote_id)}
+            )
+            conversation_id = int(created["id"])
+        message = self.api.account_call(
+            "POST",
+            "conversations",
+            conversation_id,
+            "messages",
+            json={"content": text, "message_type": "outgoing", "private": False},
+        )
+        return Recorded("message", str(message["id"]), {"conversationId": conversation_id})
+
+    # --- provisioning: the inbox and agent bot the platform's conversations use -------------------
+
+    def inbox(self) -> int:
+        self.remote["inbox_id"] = self.find_or_create_inbox(self.remote.get("inbox_id"))
+        return self.remote["inbox_id"]
+
+    def provision(self, features: Mapping[str, Any], inbound_url: str | None = None) -> None:
+        """The inbox and (with auto_create_bots) the agent bot, whose events go to `inbound_url`."""
+        inboxes, bots = bool(features.get("auto_create_inboxes")), bool(features.get("auto_create_bots"))
+        if inboxes or bots:
+            self.inbox()
+        if bots:
+            self.remote["agent_bot_id"] = self.find_or_create_bot(self.remote.get("agent_bot_id"), inbound_url)
+            self.attach_bot(self.remote["inbox_id"], self.remote["agent_bot_id"])
+
+    def find_or_create_inbox(self, known_id: int | None) -> int:
+        inboxes = (self.api.account_call("GET", "inboxes") or {}).get("payload") or []
+        api_inboxes = [i for i in inboxes if isinstance(i, dict) and i.get("channel_type") == API_CHANNEL]
+        for inbox in api_inboxes:
+            if inbox.get("id") == known_id:
+                return known_id
+        for inbox in api_inboxes:
+            if inbox.get("name") == INBOX_NAME:
+                return int(inbox["id"])
+        created = self.api.account_call("POST", "inboxes", json={"name": INBOX_NAME, "channel": {"type": "api"}})
+        return int(created["id"])
+
+    def find_or_create_bot(self, known_id: int | None, outgoing_url: str | None = None) -> int:
+        try:
+            bots = self.api.account_call("GET", "agent_bots") or []
+        except CRMError as exc:
+            if exc.outcome == "account_not_found":
+                raise CRMError(
+                    "account_not_found",
+                    "Chatwoot has no Agent Bots API here: the Account ID is wrong, or Chatwoot is older than 1.17. "
+                    "Check the Account ID, upgrade Chatwoot, or turn off Auto-create Agent Bots.",
+                ) from None
+            raise
+        own = [b for b in bots if isinstance(b, dict) and not b.get("system_bot")]
+        found = next((b for b in own if b.get("id") == known_id), None) or next(
+            (b for b in own if b.get("name") == BOT_NAME), None
+        )
+        if found is None:
+            body = {"name": BOT_NAME, "description": "Replies for LocalBoxs"}
+            if outgoing_url:
+                body["outgoing_url"] = outgoing_url
+            found = self.api.account_call("POST", "agent_bots", json=body)
+            self.issued["agent_bot_secret"] = found.get("secret")
+        elif outgoing_url and found.get("outgoing_url") != outgoing_url:
+            # Its events go to this integration's inbound address (a rotated one included).
+            found = self.api.account_call("PATCH", "agent_bots", found["id"], json={"outgoing_url": outgoing_url})
+            self.issued["agent_bot_secret"] = found.get("secret")
+        return int(found["id"])
+
+    def attach_bot(self, inbox_id: int, bot_id: int) -> None:
+        current = (self.api.account_call("GET", "inboxes", inbox_id, "agent_bot") or {}).get("agent_bot") or {}
+        if current.get("id") != bot_id:
+            # Always send the id: a missing or null agent_bot DETACHES the current bot.
+            self.api.account_call("POST", "inboxes", inbox_id, "set_agent_bot", json={"agent_bot": bot_id})
 
 
 @register
@@ -283,6 +573,31 @@ class Chatwoot(Provider):
         return values
 
     @classmethod
+    def wants_provisioning(cls, values: Mapping[str, Any]) -> bool:
+        return any(values.get(name) for name in ADMIN_FEATURES)
+
+    @classmethod
+    def account_key(cls, config: Mapping[str, Any], integration_id: str | None) -> str:
+        # The account, not the integration: two integrations of one Chatwoot account share remote ids.
+        return account_key(f"{config['base_url']}|{config['account_id']}")
+
+    @classmethod
+    def connect(
+        cls,
+        config: Mapping[str, Any],
+        http: GuardedClient,
+        deadline: float | None = None,
+        *,
+        shared: bool = False,
+        remote: dict[str, Any] | None = None,
+        concurrency: int = 8,
+        retry_base: float = 1.0,
+        **context: Any,
+    ) -> ChatwootConnection:
+        api = ChatwootAPI(http, config["base_url"], config["account_id"], config["api_key"], deadline, retry_base)
+        return ChatwootConnection(api, shared, dict(remote or {}), concurrency)
+
+    @classmethod
     def test_connection(cls, config: dict[str, Any], http: GuardedClient) -> ConnectionResult:
         deadline = time.monotonic() + http.policy.total_timeout
         api = ChatwootAPI(http, config["base_url"], config["account_id"], config["api_key"], deadline)
@@ -315,3 +630,44 @@ class Chatwoot(Provider):
             )
             return ConnectionResult("insufficient_permissions", message, verified, details)
         return ConnectionResult("ok", f"Connected to Chatwoot account {account_name} as {role}.", verified, details)
+
+
+# --- inbound webhooks (crm/webhooks) ----------------------------------------------------------------
+
+WEBHOOK_WINDOW_SECONDS = 300  # Chatwoot's advice: refuse a timestamp more than ~5 minutes off
+
+
+def _chatwoot_verify_webhook(
+    cls,
+    secret: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+    accept_unsigned: bool = False,
+) -> tuple[bool, bool, str | None]:
+    """(accepted, verified, delivery key) of one delivery. Signed: `X-Chatwoot-Signature: sha256=<hex
+    HMAC-SHA256(secret, "{X-Chatwoot-Timestamp}.{raw body}")>` with the timestamp within 300 s either way.
+    Unsigned (Chatwoot older than 4.11, or bots and API inboxes before 4.13): only when the user allowed
+    it, and then unverified."""
+    import hashlib
+    import hmac
+
+    signature = (headers.get("X-Chatwoot-Signature") or "").strip()
+    timestamp = (headers.get("X-Chatwoot-Timestamp") or "").strip()
+    delivery = (headers.get("X-Chatwoot-Delivery") or "").strip()[:128] or None
+    if not signature:
+        return (True, False, delivery) if accept_unsigned else (False, False, None)
+    if not secret or not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False, False, None
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > WEBHOOK_WINDOW_SECONDS:
+        return False, False, None
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    expected = f"sha256={digest}".encode()
+    if not hmac.compare_digest(expected, signature.encode("latin-1", "replace")):
+        return False, False, None
+    return True, True, delivery
+
+
+Chatwoot.verify_webhook = classmethod(_chatwoot_verify_webhook)

@@ -6,16 +6,17 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from crm.net import GuardedClient, Response, join_url
-from crm.providers.base import ConnectionResult, CRMError, Field, Provider, raise_for_common_status
+from crm.providers.base import ConnectionResult, CRMError, Field, Provider
 from crm.providers.contract import (
     Connection,
     ContactData,
     ContactResult,
     FatalCRMError,
     Recorded,
+    not_accepted,
     split_name,
     wait_before_retry,
 )
@@ -97,15 +98,16 @@ class HubSpotAPI(Connection):
             return {}
         inputs = [{"idProperty": "email", "id": c.email.strip().lower(), "properties": properties(c)} for c in contacts]
         body = self._batch("crm/v3/objects/contacts/batch/upsert", inputs, contacts)
-        if isinstance(body, dict) and "_failed" in body:
-            return body["_failed"]
+        failed = body.get("_failed", {})
         found = {
             str((r.get("properties") or {}).get("email") or r.get("id")).lower(): r
             for r in body.get("results") or []
             if isinstance(r, dict)
         }
-        results = {}
+        results = dict(failed)
         for contact in contacts:
+            if contact.key in failed:
+                continue
             record = found.get(contact.email.strip().lower())
             if record is None:
                 results[contact.key] = ContactResult.failed(contact.key, batch_error(body, contact.email))
@@ -119,12 +121,13 @@ class HubSpotAPI(Connection):
             return {}
         inputs = [{"id": c.remote_id, "properties": properties(c)} for c in contacts]
         body = self._batch("crm/v3/objects/contacts/batch/update", inputs, contacts)
-        if isinstance(body, dict) and "_failed" in body:
-            return body["_failed"]
+        failed = body.get("_failed", {})
         updated = {str(r.get("id")) for r in body.get("results") or [] if isinstance(r, dict)}
-        results = {}
+        results = dict(failed)
         missing = []
         for contact in contacts:
+            if contact.key in failed:
+                continue
             if contact.remote_id in updated:
                 results[contact.key] = ContactResult(contact.key, "updated", contact.remote_id)
             else:
@@ -140,12 +143,13 @@ class HubSpotAPI(Connection):
             return {}
         inputs = [{"properties": properties(c), "objectWriteTraceId": c.key} for c in contacts]
         body = self._batch("crm/v3/objects/contacts/batch/create", inputs, contacts)
-        if isinstance(body, dict) and "_failed" in body:
-            return body["_failed"]
+        failed = body.get("_failed", {})
         records = [r for r in body.get("results") or [] if isinstance(r, dict)]
         traced = {str(r.get("objectWriteTraceId")): r for r in records if r.get("objectWriteTraceId")}
-        results = {}
+        results = dict(failed)
         for index, contact in enumerate(contacts):
+            if contact.key in failed:
+                continue
             record = traced.get(contact.key) or (records[index] if not traced and index < len(records) else None)
             if record is None:
                 results[contact.key] = ContactResult.failed(contact.key, batch_error(body, None))
@@ -154,21 +158,33 @@ class HubSpotAPI(Connection):
         return results
 
     def _batch(self, path: str, inputs: list[dict], contacts: list[ContactData]) -> dict[str, Any]:
-        """Send one batch call (at most BATCH_LIMIT inputs); a whole-batch failure fails each contact."""
+        """Send one batch call (at most BATCH_LIMIT inputs). A 400 that names its bad inputs is sent
+        again without them (HubSpot may refuse a whole batch for one bad email); any other failure of
+        the whole call fails each of its contacts."""
         body: dict[str, Any] = {}
+        failed = body.setdefault("_failed", {})
         for start in range(0, len(inputs), BATCH_LIMIT):
-            response = self.call("POST", path, json={"inputs": inputs[start : start + BATCH_LIMIT]})
-            if response.status in (200, 201, 207):
-                part = response.json() or {}
-                body.setdefault("results", []).extend(part.get("results") or [])
-                body.setdefault("errors", []).extend(part.get("errors") or [])
-                continue
-            error = error_for(response)
-            if isinstance(error, FatalCRMError) or error.outcome in ("auth_failed", "insufficient_permissions"):
-                raise error
-            chunk = contacts[start : start + BATCH_LIMIT]
-            failed = body.setdefault("_failed", {})
-            failed.update({c.key: ContactResult.failed(c.key, error.message) for c in chunk})
+            chunk = list(zip(inputs[start : start + BATCH_LIMIT], contacts[start : start + BATCH_LIMIT], strict=True))
+            while chunk:
+                response = self.call("POST", path, json={"inputs": [sent for sent, _ in chunk]})
+                if response.status in (200, 201, 207):
+                    part = response.json() or {}
+                    body.setdefault("results", []).extend(part.get("results") or [])
+                    body.setdefault("errors", []).extend(part.get("errors") or [])
+                    break
+                error = error_for(response)
+                if isinstance(error, FatalCRMError) or error.outcome in ("auth_failed", "insufficient_permissions"):
+                    raise error
+                named = refused_inputs(response) if response.status == 400 else set()
+                bad = [(sent, c) for sent, c in chunk if input_key(sent) in named]
+                reason = "HubSpot refused this contact's values (is the email address valid?)."
+                failed.update({c.key: ContactResult.failed(c.key, reason) for _, c in bad})
+                if not bad:
+                    failed.update({c.key: ContactResult.failed(c.key, error.message) for _, c in chunk})
+                    break
+                chunk = [pair for pair in chunk if pair not in bad]
+        if not failed:
+            del body["_failed"]
         return body
 
     def record_message(self, contact: ContactData, text: str) -> Recorded:
@@ -194,6 +210,17 @@ def properties(contact: ContactData) -> dict[str, str]:
     if contact.phone:
         values["phone"] = contact.phone
     return values
+
+
+def input_key(sent: Mapping[str, Any]) -> str:
+    return str(sent.get("id") or sent.get("objectWriteTraceId") or "").lower()
+
+
+def refused_inputs(response: Response) -> set[str]:
+    """The inputs a whole-batch 400 names as the bad ones (its context ids), lower-cased."""
+    body = response.json() if isinstance(response.json(), dict) else {}
+    context = body.get("context") if isinstance(body.get("context"), dict) else {}
+    return {str(value).lower() for values in context.values() if isinstance(values, list) for value in values}
 
 
 def window_seconds(headers: Mapping[str, str]) -> float:
@@ -235,11 +262,7 @@ def error_for(response: Response) -> CRMError:
         )
     if response.status == 404:
         return CRMError("not_a_crm", "This address answered, but not like HubSpot's API.")
-    try:
-        raise_for_common_status(response, "HubSpot")
-    except CRMError as exc:
-        return exc
-    return CRMError("not_a_crm", f"HubSpot answered {response.status}; the request was not accepted.")
+    return not_accepted(response, "HubSpot")
 
 
 def missing_scopes(body: Mapping[str, Any]) -> list[str]:
@@ -261,7 +284,6 @@ class HubSpot(Provider):
     icon = "hubspot.svg"
     features = ("contacts", "notes")
     docs_url = "https://developers.hubspot.com/docs/api/private-apps"
-    availability = "coming_soon"  # LEAD-TODO: flip at integration
     config_fields = (
         Field(
             "access_token",
@@ -277,12 +299,43 @@ class HubSpot(Provider):
         ),
     )
 
+    advice_table: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "auth_failed": (
+            "Copy the token again: HubSpot → Settings → Integrations → Private Apps → your app → Auth → Show "
+            "token (or Development → Keys → Service keys).",
+            "A token that was rotated in HubSpot stops working at once: paste the new one.",
+        ),
+        "insufficient_permissions": (
+            "In the private app's Scopes tab, add crm.objects.contacts.read and crm.objects.contacts.write "
+            "(the message above names the missing ones), commit the changes, then test again.",
+        ),
+        "not_a_crm": (
+            "The platform's HubSpot address (HUBSPOT_API_URL) does not answer like HubSpot: tell the operator.",
+        ),
+        "rate_limited": (
+            "HubSpot allows 100 to 190 calls per 10 seconds and a daily total per account, shared by every app: "
+            "wait a minute and test again.",
+        ),
+        "server_error": ("HubSpot is having trouble: check status.hubspot.com, then test again.",),
+    }
+
+    @classmethod
+    def card_lines(cls, config_summary: Mapping[str, Any]) -> list[str]:
+        return []  # only the token is stored; the portal goes into the proposed name
+
+    @classmethod
+    def default_name(cls, values: Mapping[str, Any], result: ConnectionResult | None = None) -> str:
+        portal = (result.details.get("portalId") if result else None) or ""
+        return f"{cls.name} – portal {portal}" if portal else cls.name
+
     @classmethod
     def endpoints(cls, settings: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
         return {"api_url": (settings.get("HUBSPOT_API_URL") or DEFAULT_API_URL).rstrip("/")}
 
     @classmethod
-    def connect(cls, config: Mapping[str, Any], http: GuardedClient, deadline: float | None = None) -> HubSpotAPI:
+    def connect(
+        cls, config: Mapping[str, Any], http: GuardedClient, deadline: float | None = None, **context: Any
+    ) -> HubSpotAPI:
         return HubSpotAPI(http, config.get("api_url") or DEFAULT_API_URL, config["access_token"], deadline)
 
     @classmethod
@@ -300,3 +353,53 @@ class HubSpot(Provider):
             verified.append(f"HubSpot account {portal}{f' ({domain})' if domain else ''}")
         name = f" account {details['portalId']}" if details else ""
         return ConnectionResult("ok", f"Connected to HubSpot{name}.", verified, details)
+
+
+# --- inbound webhooks (crm/webhooks) ----------------------------------------------------------------
+
+WEBHOOK_WINDOW_MS = 300_000  # HubSpot: reject a request timestamp older than 5 minutes
+# The escapes HubSpot decodes in the URI it signs (its v3 validation docs); the query's own "?" stays.
+HUBSPOT_URI_DECODES = {
+    "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'",
+    "%28": "(", "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
+}  # fmt: skip
+
+
+def hubspot_signed_uri(uri: str) -> str:
+    """The URI as HubSpot signs it: the listed percent-escapes decoded (either case), nothing else."""
+    import re as _re
+
+    return _re.sub(r"%[0-9A-Fa-f]{2}", lambda m: HUBSPOT_URI_DECODES.get(m.group().upper(), m.group()), uri)
+
+
+def _hubspot_verify_webhook(
+    cls,
+    secret: str | None,
+    method: str,
+    uri: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    now: float | None = None,
+) -> tuple[bool, bool, str | None]:
+    """(accepted, verified, delivery key): v3 signature, base64 HMAC-SHA256(app client secret,
+    METHOD + URI + raw body + X-HubSpot-Request-Timestamp), the timestamp (ms) within 300 s."""
+    import base64
+    import hashlib
+    import hmac
+
+    signature = (headers.get("X-HubSpot-Signature-v3") or "").strip()
+    timestamp = (headers.get("X-HubSpot-Request-Timestamp") or "").strip()
+    if not secret or not signature or not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 15:
+        return False, False, None
+    now_ms = (time.time() if now is None else now) * 1000
+    if abs(now_ms - int(timestamp)) > WEBHOOK_WINDOW_MS:
+        return False, False, None
+    signed = (method.upper() + hubspot_signed_uri(uri)).encode() + body + timestamp.encode()
+    expected = base64.b64encode(hmac.new(secret.encode(), signed, hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, signature.encode("latin-1", "replace")):
+        return False, False, None
+    return True, True, None  # the key comes from the events' eventIds
+
+
+HubSpot.verify_webhook = classmethod(_hubspot_verify_webhook)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from crm.net import GuardedClient, Response, join_url
-from crm.providers.base import ConnectionResult, CRMError, Field, Provider, Validation, raise_for_common_status
-from crm.providers.contract import Connection, ContactData, ContactResult, Recorded, wait_before_retry
+from crm.providers.base import ConnectionResult, CRMError, Field, Provider, Validation
+from crm.providers.contract import Connection, ContactData, ContactResult, Recorded, not_accepted, wait_before_retry
 from crm.providers.registry import register
 
 DEFAULT_API_URL = "https://{companyDomain}.pipedrive.com"
@@ -161,11 +161,7 @@ def error_for(response: Response) -> CRMError:
             "account_not_found",
             "Pipedrive answered that this was not found. Check the company domain (the part before .pipedrive.com).",
         )
-    try:
-        raise_for_common_status(response, "Pipedrive")
-    except CRMError as exc:
-        return exc
-    return CRMError("not_a_crm", f"Pipedrive answered {response.status}; the request was not accepted.")
+    return not_accepted(response, "Pipedrive")
 
 
 @register
@@ -176,7 +172,6 @@ class Pipedrive(Provider):
     icon = "pipedrive.svg"
     features = ("contacts", "notes")
     docs_url = "https://pipedrive.readme.io/docs/how-to-find-the-api-token"
-    availability = "coming_soon"  # LEAD-TODO: flip at integration
     config_fields = (
         Field(
             "company_domain",
@@ -196,6 +191,37 @@ class Pipedrive(Provider):
             help="Pipedrive → Personal preferences → API.",
         ),
     )
+
+    advice_table: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        "auth_failed": (
+            "Copy the API token again: Pipedrive → Personal preferences → API.",
+            "A token that was regenerated in Pipedrive stops working at once: paste the new one.",
+        ),
+        "account_not_found": (
+            "The Company Domain is the part before .pipedrive.com in the address you open Pipedrive at.",
+        ),
+        "insufficient_permissions": (
+            "A Pipedrive admin may have turned off API access for your user: ask them to allow it, or use an "
+            "admin's API token.",
+        ),
+        "not_a_crm": ("Check the Company Domain: it must be your company's Pipedrive address.",),
+        "dns_error": ("Check the Company Domain: acme for acme.pipedrive.com.",),
+        "rate_limited": (
+            "Pipedrive allows a few calls per 2 seconds per user and a daily budget per company, shared by every "
+            "app: wait a minute and test again.",
+        ),
+        "server_error": ("Pipedrive is having trouble: check status.pipedrive.com, then test again.",),
+    }
+
+    @classmethod
+    def card_lines(cls, config_summary: Mapping[str, Any]) -> list[str]:
+        domain = config_summary.get("company_domain")
+        return [f"{domain}.pipedrive.com"] if domain else []
+
+    @classmethod
+    def default_name(cls, values: Mapping[str, Any], result: ConnectionResult | None = None) -> str:
+        company = (result.details.get("accountName") if result else None) or values.get("company_domain") or ""
+        return f"{cls.name} – {company}" if company else cls.name
 
     @classmethod
     def normalize(cls, values: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +245,9 @@ class Pipedrive(Provider):
         return {"api_url": pattern.replace("{companyDomain}", values.get("company_domain") or "").rstrip("/")}
 
     @classmethod
-    def connect(cls, config: Mapping[str, Any], http: GuardedClient, deadline: float | None = None) -> PipedriveAPI:
+    def connect(
+        cls, config: Mapping[str, Any], http: GuardedClient, deadline: float | None = None, **context: Any
+    ) -> PipedriveAPI:
         api_url = config.get("api_url") or cls.endpoints({}, config)["api_url"]
         return PipedriveAPI(http, api_url, config["api_token"], deadline)
 
@@ -243,3 +271,33 @@ class Pipedrive(Provider):
             return ConnectionResult("ok", message, verified, details)
         verified.append(f"Company {company or domain}")
         return ConnectionResult("ok", f"Connected to Pipedrive ({company or domain}) as {user}.", verified, details)
+
+
+# --- inbound webhooks (crm/webhooks) ----------------------------------------------------------------
+
+
+def _pipedrive_verify_webhook(
+    cls, user: str | None, password: str | None, headers: Mapping[str, str], body: bytes
+) -> tuple[bool, bool, str | None]:
+    """(accepted, verified, delivery key): Pipedrive signs nothing, so each subscription gets random
+    HTTP Basic credentials, compared here in constant time (both parts, always)."""
+    import base64
+    import binascii
+    import hmac
+
+    if not user or not password:
+        return False, False, None
+    scheme, _, encoded = (headers.get("Authorization") or "").partition(" ")
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True) if scheme.lower() == "basic" else b""
+    except (binascii.Error, ValueError):
+        given = b""
+    given_user, _, given_password = given.partition(b":")
+    user_ok = hmac.compare_digest(given_user, user.encode())
+    password_ok = hmac.compare_digest(given_password, password.encode())
+    if not (user_ok and password_ok):
+        return False, False, None
+    return True, True, None  # the key comes from the body (meta.id, else its hash)
+
+
+Pipedrive.verify_webhook = classmethod(_pipedrive_verify_webhook)

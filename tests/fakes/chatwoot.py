@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import FakeHandler, FakeServer
+from tests.fakes.server import FakeHandler, FakeServer, serve_for_benchmark
 
 SIGN_IN = {"errors": ["You need to sign in or sign up before continuing."]}
 INVALID_TOKEN = {"error": "Invalid Access Token"}
@@ -38,6 +38,7 @@ class Account:
     messages: list[dict] = field(default_factory=list)
     # Unique keys (as Chatwoot's indexes): identifier exact, email and phone case-insensitive.
     index: dict[tuple[str, str], int] = field(default_factory=dict)
+    webhooks: dict[int, dict] = field(default_factory=dict)  # account webhooks (with their secret)
 
 
 @dataclass
@@ -303,6 +304,18 @@ class FakeChatwoot(FakeServer):
             }
             account.bots[bot_id] = bot
             return h.send_json(200, bot)
+        bot_update = re.fullmatch(r"/agent_bots/(\d+)", rest)
+        if bot_update and m == "PATCH":
+            if not admin:
+                return h.send_json(401, NOT_ALLOWED)
+            bot = account.bots.get(int(bot_update.group(1)))
+            if bot is None:
+                return h.send_json(404, {"error": "Resource could not be found"})
+            bot.update({k: v for k, v in (body or {}).items() if k in ("name", "description", "outgoing_url")})
+            return h.send_json(200, bot)
+        webhook_answer = self.webhook_route(h, account, admin, rest, body)
+        if webhook_answer is not False:
+            return webhook_answer
         if rest == "/contacts" and m == "POST":
             return self.save_contact(h, account, None, body)
         contact_match = re.fullmatch(r"/contacts/(\d+)", rest)
@@ -441,22 +454,98 @@ class FakeChatwoot(FakeServer):
         return h.send_json(200, {"payload": {"contact": contact, "contact_inbox": {"inbox": None, "source_id": None}}})
 
 
+# --- account webhooks: management API and signed delivery (Chatwoot >= 4.11.2) ---------------------
+
+WEBHOOK_EVENTS = {
+    "conversation_created", "conversation_status_changed", "conversation_updated", "contact_created",
+    "contact_updated", "message_created", "message_updated", "webwidget_triggered",
+    "conversation_typing_on", "conversation_typing_off",
+}  # fmt: skip
+
+
+def _webhook_route(self, h, account: Account, admin: bool, rest: str, body: dict):
+    """GET/POST /webhooks, DELETE /webhooks/{id} (administrator only); False when not a webhook path."""
+    m = h.command
+    if rest == "/webhooks" and m == "GET":
+        return h.send_json(200, {"payload": {"webhooks": list(account.webhooks.values())}})
+    if rest == "/webhooks" and m == "POST":
+        if not admin:
+            return h.send_json(401, NOT_ALLOWED)
+        url = body.get("url")
+        subscriptions = body.get("subscriptions") or []
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return h.send_json(422, {"message": "Url is invalid"})
+        if not set(subscriptions) <= WEBHOOK_EVENTS:
+            return h.send_json(422, {"message": "Subscriptions Invalid events"})
+        if any(w["url"] == url for w in account.webhooks.values()):
+            return h.send_json(422, {"message": "Url has already been taken"})
+        webhook = {
+            "id": next(self.ids),
+            "url": url,
+            "name": body.get("name"),
+            "account_id": account.id,
+            "subscriptions": subscriptions,
+            "secret": secrets.token_urlsafe(24),
+        }
+        account.webhooks[webhook["id"]] = webhook
+        return h.send_json(200, {"payload": {"webhook": webhook}})  # the jbuilder view's wrapping
+    match = re.fullmatch(r"/webhooks/(\d+)", rest)
+    if match and m == "DELETE":
+        if not admin:
+            return h.send_json(401, NOT_ALLOWED)
+        if account.webhooks.pop(int(match.group(1)), None) is None:
+            return h.send_json(404, NOT_FOUND)
+        return h.send_body(200, b"", "text/plain")
+    return False
+
+
+def signed_headers(secret: str, body: bytes, timestamp: int | None = None, delivery: str | None = None) -> dict:
+    """Chatwoot's signature: sha256=hex(HMAC-SHA256(secret, "{timestamp}.{body}"))."""
+    import hashlib
+    import hmac
+    import uuid
+
+    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return {
+        "Content-Type": "application/json",
+        "X-Chatwoot-Signature": f"sha256={digest}",
+        "X-Chatwoot-Timestamp": stamp,
+        "X-Chatwoot-Delivery": delivery or str(uuid.uuid4()),
+    }
+
+
+def _emit(self, account: Account, event: str, data: dict, delivery: str | None = None) -> list[int]:
+    """Deliver one event, signed, to every account webhook subscribed to it, over real HTTP, once
+    (as Chatwoot does: no retry). Answers the status codes received."""
+    import json as json_module
+
+    import requests
+
+    statuses = []
+    for webhook in list(account.webhooks.values()):
+        if event not in webhook["subscriptions"]:
+            continue
+        body = json_module.dumps({"event": event, **data}).encode()
+        headers = signed_headers(webhook["secret"], body, delivery=delivery)
+        statuses.append(requests.post(webhook["url"], data=body, headers=headers, timeout=5).status_code)
+    return statuses
+
+
+FakeChatwoot.webhook_route = _webhook_route
+FakeChatwoot.emit = _emit
+
+
 def main() -> None:
     """Serve a fake Chatwoot on its own (for the benchmark): prints `port token account_id`."""
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay-ms", type=float, default=0.0, help="time each answer takes, like a real server")
     server = FakeChatwoot()
     server.delay = parser.parse_args().delay_ms / 1000
     account = server.add_account("Bench")
-    token = server.add_user({account.id: "administrator"})
-    print(server.port, token, account.id, flush=True)
-    try:
-        server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        sys.exit(0)
+    serve_for_benchmark(server, server.add_user({account.id: "administrator"}), account.id)
 
 
 if __name__ == "__main__":

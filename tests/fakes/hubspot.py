@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import FakeHandler, FakeServer
+from tests.fakes.server import FakeHandler, VendorFake, serve_for_benchmark, vendor_benchmark_args
+from tests.fakes.server import Forced as Forced  # kept importable from here, where it was first
 
 READ = "crm.objects.contacts.read"
 WRITE = "crm.objects.contacts.write"
@@ -71,23 +70,6 @@ def invalid_property(name: str, message: str, error: str) -> str:
     )
 
 
-@dataclass
-class Forced:
-    """A canned answer for the next `count` requests that match `method` and `path` (None = any)."""
-
-    status: int
-    count: int
-    method: str | None
-    path: str | None
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path is None or re.fullmatch(self.path, path) is not None
-        )
-
-
 class RollingWindow:
     """HubSpot's TEN_SECONDLY_ROLLING policy: at most `limit` requests in any `seconds` span."""
 
@@ -120,7 +102,7 @@ class HubSpotHandler(FakeHandler):
     server_version = "HubSpot-Fake/1.0"
 
 
-class FakeHubSpot(FakeServer):
+class FakeHubSpot(VendorFake):
     handler_class = HubSpotHandler
 
     def __init__(
@@ -135,10 +117,6 @@ class FakeHubSpot(FakeServer):
         portal_id: int = 146_000_123,
     ):
         super().__init__(tls)
-        # Stop within 50 ms instead of serve_forever's default 0.5 s poll: tests start many servers.
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.lock = threading.RLock()
-        self._stopping = threading.Event()
         self.ids = itertools.count(1001)
         self.portal_id = portal_id
         self.account = {
@@ -161,15 +139,11 @@ class FakeHubSpot(FakeServer):
         # HubSpot does not promise batch results in input order; answering reversed catches code that
         # pairs results with inputs by position instead of by email or id.
         self.reverse_results = True
-        self.delay = 0.0  # seconds added to every answer (interrupted when the server stops)
-        self.forced: list[Forced] = []
         self.burst = RollingWindow(burst_limit, window_seconds, clock)
         self.advertised_burst = advertised_burst  # X-HubSpot-RateLimit-Max when no burst limit is enforced
         self.daily_limit = daily_limit
         self.daily_used = 0
         self.count = 0
-        self.requests_by_path: Counter[str] = Counter()  # "POST /crm/v3/objects/contacts/batch/upsert" -> n
-        self.statuses: Counter[int] = Counter()
         self.rate_limited = 0  # 429 answers sent by the limiter (not forced ones)
 
     # --- test setup -------------------------------------------------------------------------
@@ -195,44 +169,19 @@ class FakeHubSpot(FakeServer):
                 for i in range(count)
             ]
 
-    def force_status(
-        self,
-        status: int,
-        count: int = 1,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Answer the next `count` matching requests (`path` is a regex on the path) with `status`.
-        The body defaults to HubSpot's shape for that status; bytes are sent as text/html."""
-        with self.lock:
-            self.forced.append(Forced(status, count, method, path, body, dict(headers or {})))
-
     def exhaust_daily(self) -> None:
         with self.lock:
             self.daily_used = self.daily_limit
 
     def reset_counters(self) -> None:
         with self.lock:
-            self.requests.clear()
-            self.requests_by_path.clear()
-            self.statuses.clear()
+            super().reset_counters()
             self.count = self.rate_limited = 0
-
-    def calls(self, method: str, path: str) -> int:
-        """How many requests were answered for this route ("{id}" stands for any id)."""
-        return self.requests_by_path[f"{method} {path}"]
 
     def contact_by_email(self, email: str) -> dict | None:
         with self.lock:
             contact_id = self.by_email.get(email.lower())
             return self.contacts.get(contact_id) if contact_id else None
-
-    def __exit__(self, *exc):
-        self._stopping.set()
-        super().__exit__(*exc)
 
     # --- request handling -------------------------------------------------------------------
 
@@ -243,14 +192,8 @@ class FakeHubSpot(FakeServer):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self.lock:
             self.count += 1
-            self.requests_by_path[f"{h.command} {re.sub(r'/contacts/[^/]+$', '/contacts/{id}', path)}"] += 1
-            forced = next((f for f in self.forced if f.matches(h.command, path)), None)
-            if forced:
-                forced.count -= 1
-                if forced.count <= 0:
-                    self.forced.remove(forced)
-        if self.delay:
-            self._stopping.wait(self.delay)
+            forced = self.take_forced(h.command, path, re.sub(r"/contacts/[^/]+$", "/contacts/{id}", path))
+        self.pause()
         if forced:
             return self.send_forced(h, forced)
         if path == "/__stats":  # for the benchmark: what this server answered
@@ -334,12 +277,6 @@ class FakeHubSpot(FakeServer):
         if isinstance(payload, bytes):
             return h.send_body(status, payload, "text/html; charset=utf-8", all_headers)
         return h.send_json(status, payload, all_headers)
-
-    def send_forced(self, h, forced: Forced) -> None:
-        body = forced.body
-        if body is None:
-            body = self.default_body(forced.status)
-        return self.send(h, forced.status, body, forced.headers)
 
     def default_body(self, status: int) -> dict:
         if status == 429:
@@ -663,24 +600,11 @@ class FakeHubSpot(FakeServer):
 
 def main() -> None:
     """Serve a fake HubSpot on its own (for the benchmark): prints `port token`."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="time each answer takes, like a real server")
-    parser.add_argument("--burst-limit", type=int, default=None, help="requests per window (default: unlimited)")
-    parser.add_argument("--window-seconds", type=float, default=10.0)
-    parser.add_argument("--seed", type=int, default=0, help="contacts that exist before the run")
-    args = parser.parse_args()
+    args = vendor_benchmark_args(window_seconds=10.0, seeded="contacts")
     server = FakeHubSpot(burst_limit=args.burst_limit, window_seconds=args.window_seconds)
     server.delay = args.delay_ms / 1000
     server.seed_contacts(args.seed)
-    token = server.add_token()
-    print(server.port, token, flush=True)
-    try:
-        server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        sys.exit(0)
+    serve_for_benchmark(server, server.add_token())
 
 
 if __name__ == "__main__":

@@ -20,17 +20,15 @@ import json
 import math
 import re
 import secrets
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.server import FakeHandler, FakeServer
+from tests.fakes.server import FakeHandler, VendorFake, serve_for_benchmark, vendor_benchmark_args
 
 ERROR_INFO = "Please check developers.pipedrive.com for more information about Pipedrive API."
 UNAUTHORIZED = {
@@ -72,23 +70,6 @@ def encode_cursor(last_id: int) -> str:
 def decode_cursor(cursor: str) -> int:
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     return int(json.loads(raw)["id"])
-
-
-@dataclass
-class Forced:
-    """A canned answer for the next `count` requests that match `method` and `path` (None = any)."""
-
-    status: int
-    count: int
-    method: str | None
-    path: str | None
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and (
-            self.path is None or re.fullmatch(self.path, path) is not None
-        )
 
 
 class FixedWindow:
@@ -134,7 +115,7 @@ class PipedriveHandler(FakeHandler):
     server_version = "Pipedrive-Fake/1.0"
 
 
-class FakePipedrive(FakeServer):
+class FakePipedrive(VendorFake):
     handler_class = PipedriveHandler
 
     def __init__(
@@ -150,10 +131,6 @@ class FakePipedrive(FakeServer):
         clock: Callable[[], float] = time.monotonic,
     ):
         super().__init__(tls)
-        # Stop within 50 ms instead of serve_forever's default 0.5 s poll: tests start many servers.
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.lock = threading.RLock()
-        self._stopping = threading.Event()
         self.ids = itertools.count(1)
         self.note_ids = itertools.count(1)
         self.user_ids = itertools.count(1001)
@@ -163,14 +140,10 @@ class FakePipedrive(FakeServer):
         self.tokens: dict[str, User] = {}
         self.persons: dict[int, dict] = {}
         self.notes: dict[int, dict] = {}
-        self.delay = 0.0  # seconds added to every answer (interrupted when the server stops)
-        self.forced: list[Forced] = []
         self.burst = FixedWindow(burst_limit, window_seconds, clock)
         self.search_window = FixedWindow(search_limit, window_seconds, clock)
         self.advertised_limit = advertised_limit  # x-ratelimit-limit when no burst limit is enforced
         self.count = 0
-        self.requests_by_path: Counter[str] = Counter()  # "PATCH /api/v2/persons/{id}" -> n
-        self.statuses: Counter[int] = Counter()
         self.search_calls = 0  # GET /api/v2/persons/search, answered or refused
         self.query_token_uses = 0  # requests that carried the token in the URL (?api_token=)
         self.rate_limited = 0  # 429 answers sent by the limiter (not forced ones)
@@ -225,40 +198,15 @@ class FakePipedrive(FakeServer):
                 for i in range(count)
             ]
 
-    def force_status(
-        self,
-        status: int,
-        count: int = 1,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        """Answer the next `count` matching requests (`path` is a regex on the path) with `status`.
-        The body defaults to Pipedrive's shape for that status; bytes are sent as text/html."""
-        with self.lock:
-            self.forced.append(Forced(status, count, method, path, body, dict(headers or {})))
-
     def reset_counters(self) -> None:
         with self.lock:
-            self.requests.clear()
-            self.requests_by_path.clear()
-            self.statuses.clear()
+            super().reset_counters()
             self.count = self.search_calls = self.query_token_uses = self.rate_limited = 0
-
-    def calls(self, method: str, path: str) -> int:
-        """How many requests were answered for this route ("{id}" stands for any id)."""
-        return self.requests_by_path[f"{method} {path}"]
 
     def persons_with_email(self, email: str) -> list[dict]:
         wanted = email.lower()
         with self.lock:
             return [p for p in self.persons.values() if any(e["value"].lower() == wanted for e in p["emails"])]
-
-    def __exit__(self, *exc):
-        self._stopping.set()
-        super().__exit__(*exc)
 
     # --- request handling -------------------------------------------------------------------
 
@@ -269,19 +217,12 @@ class FakePipedrive(FakeServer):
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self.lock:
             self.count += 1
-            self.requests_by_path[f"{h.command} {ID_SEGMENT.sub(ID_PLACEHOLDER, path)}"] += 1
             if "api_token" in query:
                 self.query_token_uses += 1
-            forced = next((f for f in self.forced if f.matches(h.command, path)), None)
-            if forced:
-                forced.count -= 1
-                if forced.count <= 0:
-                    self.forced.remove(forced)
-        if self.delay:
-            self._stopping.wait(self.delay)
+            forced = self.take_forced(h.command, path, ID_SEGMENT.sub(ID_PLACEHOLDER, path))
+        self.pause()
         if forced:
-            payload = self.default_body(forced.status) if forced.body is None else forced.body
-            return self.send(h, forced.status, payload, forced.headers)
+            return self.send_forced(h, forced)
         if path == "/__stats":  # for the benchmark: what this server answered
             with self.lock:
                 stats = {"count": self.count, "by_path": dict(self.requests_by_path), "persons": len(self.persons)}
@@ -585,24 +526,77 @@ class FakePipedrive(FakeServer):
 
 def main() -> None:
     """Serve a fake Pipedrive on its own (for the benchmark): prints `port token`."""
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--delay-ms", type=float, default=0.0, help="time each answer takes, like a real server")
-    parser.add_argument("--burst-limit", type=int, default=None, help="requests per window (default: unlimited)")
-    parser.add_argument("--window-seconds", type=float, default=2.0)
-    parser.add_argument("--seed", type=int, default=0, help="persons that exist before the run")
-    args = parser.parse_args()
+    args = vendor_benchmark_args(window_seconds=2.0, seeded="persons")
     server = FakePipedrive(burst_limit=args.burst_limit, window_seconds=args.window_seconds)
     server.delay = args.delay_ms / 1000
     server.seed_persons(args.seed)
-    token = server.add_user()
-    print(server.port, token, flush=True)
-    try:
-        server.httpd.serve_forever()
-    except KeyboardInterrupt:
-        sys.exit(0)
+    serve_for_benchmark(server, server.add_user())
+
+
+
+# --- webhooks: POST/GET /v1/webhooks, DELETE /v1/webhooks/{id}, and delivering (v2 bodies, Basic auth) ---
+
+_route_without_webhooks = FakePipedrive.route
+
+
+def _route(self, method: str, path: str, query: dict, body: Any, user: User) -> tuple[int, dict]:
+    hooks = self.__dict__.setdefault("webhooks", {})
+    if path == "/v1/webhooks" and method == "GET":
+        return 200, {"success": True, "status": "ok", "data": list(hooks.values())}
+    if path == "/v1/webhooks" and method == "POST":
+        url = body.get("subscription_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return 400, failure("subscription_url is invalid", code="ERR_SCHEMA_VALIDATION_FAILED")
+        if body.get("event_action") not in ("create", "change", "delete", "*") or not body.get("event_object"):
+            return 400, failure("event_action and event_object are required", code="ERR_SCHEMA_VALIDATION_FAILED")
+        if len(hooks) >= 40:
+            return 400, failure("Webhooks limit reached")
+        hook = {
+            "id": next(self.__dict__.setdefault("_hook_ids", itertools.count(1))),
+            "user_id": user.id,
+            "event_action": body["event_action"],
+            "event_object": body["event_object"],
+            "subscription_url": url,
+            "version": body.get("version", "1.0"),
+            "is_active": 1,
+            "http_auth_user": body.get("http_auth_user"),
+            "http_auth_password": body.get("http_auth_password"),
+        }
+        hooks[hook["id"]] = hook
+        public = {k: v for k, v in hook.items() if k != "http_auth_password"}
+        return 201, {"success": True, "status": "ok", "data": public}
+    match = re.fullmatch(r"/v1/webhooks/(\d+)", path)
+    if match and method == "DELETE":
+        if hooks.pop(int(match.group(1)), None) is None:
+            return 404, failure("Webhook not found", code="ERR_NOT_FOUND")
+        return 200, {"success": True, "status": "ok"}
+    return _route_without_webhooks(self, method, path, query, body, user)
+
+
+def _deliver(self, entity: str, action: str, data: dict, meta_id: str | None = None) -> list[int]:
+    """Send a v2 webhook to every matching subscription, with its Basic credentials, over real HTTP."""
+    import base64
+    import json as json_module
+    import uuid
+
+    import requests
+
+    statuses = []
+    for hook in list(self.__dict__.get("webhooks", {}).values()):
+        if hook["event_object"] not in (entity, "*") or hook["event_action"] not in (action, "*"):
+            continue
+        meta = {"id": meta_id or str(uuid.uuid4()), "action": action, "entity": entity, "version": "2.0"}
+        body = json_module.dumps({"data": data, "previous": None, "meta": meta}).encode()
+        headers = {"Content-Type": "application/json"}
+        if hook["http_auth_user"]:
+            pair = f"{hook['http_auth_user']}:{hook['http_auth_password']}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        statuses.append(requests.post(hook["subscription_url"], data=body, headers=headers, timeout=5).status_code)
+    return statuses
+
+
+FakePipedrive.route = _route
+FakePipedrive.deliver = _deliver
 
 
 if __name__ == "__main__":

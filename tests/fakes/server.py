@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 import ssl
+import sys
 import threading
+from collections import Counter
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -99,6 +103,119 @@ class FakeServer:
     def __exit__(self, *exc):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+@dataclass
+class Forced:
+    """A canned answer for the next `count` requests that match `method` and `path` (None = any)."""
+
+    status: int
+    count: int
+    method: str | None
+    path: str | None
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, method: str, path: str) -> bool:
+        return (self.method is None or self.method == method) and (
+            self.path is None or re.fullmatch(self.path, path) is not None
+        )
+
+
+class VendorFake(FakeServer):
+    """What the vendor fakes (HubSpot, Pipedrive, Salesforce, Zoho) share: a lock, forced answers,
+    an answer `delay`, counters by route and status, and a quick stop. A subclass defines `send(h,
+    status, payload, headers)` and `default_body(status)` (the vendor's body for a forced status)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None):
+        super().__init__(tls)
+        # Stop within 50 ms instead of serve_forever's default 0.5 s poll: tests start many servers.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.lock = threading.RLock()
+        self._stopping = threading.Event()
+        self.delay = 0.0  # seconds added to every answer (interrupted when the server stops)
+        self.forced: list[Forced] = []
+        self.requests_by_path: Counter[str] = Counter()  # "PATCH /api/v2/persons/{id}" -> n
+        self.statuses: Counter[int] = Counter()
+
+    def force_status(
+        self,
+        status: int,
+        count: int = 1,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next `count` matching requests (`path` is a regex on the path) with `status`.
+        The body defaults to the vendor's shape for that status; bytes are sent as text/html."""
+        with self.lock:
+            self.forced.append(Forced(status, count, method, path, body, dict(headers or {})))
+
+    def calls(self, method: str, path: str) -> int:
+        """How many requests were answered for this route ("{id}" stands for any id)."""
+        with self.lock:
+            return self.requests_by_path[f"{method} {path}"]
+
+    def reset_counters(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.requests_by_path.clear()
+            self.statuses.clear()
+
+    def take_forced(self, method: str, path: str, route: str) -> Forced | None:
+        """Counts a request for `route` (its path with ids as "{id}") and takes one use of the first
+        forced answer that matches it, if any."""
+        with self.lock:
+            self.requests_by_path[f"{method} {route}"] += 1
+            forced = next((f for f in self.forced if f.matches(method, path)), None)
+            if forced:
+                forced.count -= 1
+                if forced.count <= 0:
+                    self.forced.remove(forced)
+        return forced
+
+    def pause(self) -> None:
+        """Take `delay` seconds to answer, as a real server does; cut short when the server stops."""
+        if self.delay:
+            self._stopping.wait(self.delay)
+
+    def send_forced(self, h: FakeHandler, forced: Forced) -> None:
+        body = forced.body if forced.body is not None else self.default_body(forced.status)
+        return self.send(h, forced.status, body, forced.headers)
+
+    def send(self, h: FakeHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        raise NotImplementedError
+
+    def default_body(self, status: int) -> Any:
+        raise NotImplementedError
+
+    def __exit__(self, *exc):
+        self._stopping.set()
+        super().__exit__(*exc)
+
+
+def serve_for_benchmark(server: FakeServer, *credentials: Any) -> None:
+    """Serve `server` in this process until interrupted, after printing `port` and `credentials`
+    (what the benchmark needs to call it) on one line."""
+    print(server.port, *credentials, flush=True)
+    try:
+        server.httpd.serve_forever()
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+def vendor_benchmark_args(window_seconds: float, seeded: str) -> Any:
+    """The command line of a vendor fake run for the benchmark."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="time each answer takes, like a real server")
+    parser.add_argument("--burst-limit", type=int, default=None, help="requests per window (default: unlimited)")
+    parser.add_argument("--window-seconds", type=float, default=window_seconds)
+    parser.add_argument("--seed", type=int, default=0, help=f"{seeded} that exist before the run")
+    return parser.parse_args()
 
 
 class RawListener:
