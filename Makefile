@@ -45,9 +45,13 @@ audit: install-dev
 	$(BIN)/bandit -r crm -q
 	$(BIN)/python scripts/audit_dependencies.py requirements.txt
 
+# Two workers (the machine has two cores, and many tests wait on sockets and timers); a file's tests
+# stay on one worker (--dist loadfile), and each worker has its own PostgreSQL database.
+PYTEST_WORKERS ?= 2
+
 test: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

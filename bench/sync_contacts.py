@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from config import TestConfig  # noqa: E402
 from crm import create_app  # noqa: E402
+from crm.analytics import recorder  # noqa: E402
 from crm.auth.service import create_user  # noqa: E402
 from crm.contacts.service import add_contacts  # noqa: E402
 from crm.crypto import generate_key  # noqa: E402
@@ -134,6 +135,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--provider", choices=sorted(SCENARIOS), default="chatwoot")
     parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument(
+        "--no-analytics", action="store_true", help="switch the analytics recorder off (to measure its cost)"
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument(
         "--server-latency-ms",
@@ -161,6 +165,8 @@ def main() -> None:
             "PIPEDRIVE_API_URL": base,
         },
     )
+    if args.no_analytics:
+        app.extensions.pop(recorder.EXTENSION, None)  # record() finds no recorder and returns at once
     try:
         with app.app_context():
             db.create_all()
@@ -196,7 +202,8 @@ def main() -> None:
     cps = args.contacts / first_time
     print(
         f"provider: {args.provider}, contacts: {args.contacts}, {scenario.batch} per request, "
-        f"{connections} in parallel, server latency: {args.server_latency_ms:g} ms per answer"
+        f"{connections} in parallel, server latency: {args.server_latency_ms:g} ms per answer, "
+        f"analytics {'off' if args.no_analytics else 'on'}"
     )
     print(f"server ceiling (keep-alive loop, {connections} connections): {ceiling_cps:,.0f} contacts/s")
     print(f"naive loop (one contact per request, new connection each): {naive_cps:,.0f} contacts/s")

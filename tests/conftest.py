@@ -4,6 +4,7 @@ TEST_DATABASE_URL is set), the app, a client, users and integrations."""
 from __future__ import annotations
 
 import contextvars
+import functools
 import errno
 import ipaddress
 import os
@@ -31,8 +32,27 @@ ENGINES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") el
 
 
 def postgres_url() -> str:
-    url = os.environ["TEST_DATABASE_URL"]
-    return re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+    url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", os.environ["TEST_DATABASE_URL"])
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # parallel workers (make test): a database each
+    return worker_database(url, worker) if worker else url
+
+
+@functools.cache
+def worker_database(url: str, worker: str) -> str:
+    """`<database>_<worker>` beside TEST_DATABASE_URL's database, created when missing. Unreachable
+    PostgreSQL fails here, never skips."""
+    base = sa.engine.make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            if not connection.scalar(sa.text("select 1 from pg_database where datname = :name"), {"name": name}):
+                connection.execute(sa.text(f'create database "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"TEST_DATABASE_URL is set but PostgreSQL cannot be reached: {exc}", pytrace=False)
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def check_postgres(url: str) -> None:
