@@ -56,7 +56,7 @@ def test_custom_schema_uses_the_guides_words():
         "Authorization URL",
         "Token URL",
         "Client Authentication",
-        "Scopes",
+        "Scope",
         "Health Check Path",
         "Credentials",
     ]

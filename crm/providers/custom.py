@@ -140,7 +140,7 @@ class CustomCRM(Provider):
         ),
         Field(
             "scope",
-            "Scopes",
+            "Scope",
             max_length=512,
             shown_when=("auth_type", ("OAUTH2",)),
             help="Optional; space-separated scopes your CRM asks for.",
