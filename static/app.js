@@ -167,9 +167,10 @@
       form.querySelectorAll("[data-shown-when]").forEach(function (input) {
         var rule = input.getAttribute("data-shown-when").split("=");
         var other = form.querySelector('[name="' + rule[0] + '"]');
-        var wrapper = input.closest(".field");
+        var wrapper = input.closest(".field") || (input.matches(".modal-footer") ? input : null);
         if (!other || !wrapper) return;
-        var shown = rule[1].split("|").indexOf(other.value) !== -1;
+        // A choice that is itself hidden counts as none (e.g. Grant while API Key is chosen).
+        var shown = rule[1].split("|").indexOf(other.disabled ? "" : other.value) !== -1;
         wrapper.hidden = !shown;
         input.disabled = !shown;  // a hidden choice's value is not sent at all
       });

@@ -52,6 +52,8 @@ def test_custom_schema_uses_the_guides_words():
         "API Base URL",
         "Authentication Type",
         "API Key Header",
+        "Grant",
+        "Authorization URL",
         "Token URL",
         "Client Authentication",
         "Scope",

@@ -238,4 +238,4 @@ def test_cli_providers_lists_capabilities(runner):
     for provider_id in ("HUBSPOT", "PIPEDRIVE"):
         assert rows[provider_id].split()[2] == "available"
         assert rows[provider_id].endswith("Contacts sync, Notes")
-    assert rows["CUSTOM"].endswith("Connection test")
+    assert rows["CUSTOM"].endswith("Connection test, OAuth")  # OAuth: the authorization code grant

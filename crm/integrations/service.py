@@ -279,10 +279,15 @@ def create_once(
         if existing is not None:
             return existing, False
     provider = available_provider(provider_id)
-    if "oauth" in provider.features:  # its tokens come from the OAuth flow (crm.oauth), never typed
+    from crm.providers import oauth  # it calls back into this module
+
+    if oauth.is_oauth(provider) and not hasattr(provider, "uses_oauth"):  # tokens come from crm.oauth, never typed
         message = f"{provider.name} connects with OAuth: use Connect with {provider.name}."
         raise ValidationFailed({"provider": [message]})
     values = _validated(provider, raw)
+    if oauth.uses_oauth(provider, values):  # e.g. Custom CRM with the Authorization code grant
+        message = f"With the Authorization code grant, use Connect: you sign in to {provider.name} and allow access."
+        raise ValidationFailed({"grant": [message]}, message)
     integration = Integration(
         id=str(uuid.uuid4()),
         user_id=owner.id,

@@ -15,3 +15,13 @@ def oauth_app_configured(provider) -> bool:
     from crm.providers.oauth import app_configured
 
     return app_configured(provider, current_app.config)
+
+
+@bp.app_template_global("oauth_redirect_uri")
+def oauth_redirect_uri() -> str:
+    """The redirect URI a user registers in their own OAuth app (Custom CRM's Authorization code)."""
+    from flask import current_app
+
+    from crm.providers.oauth import redirect_uri
+
+    return redirect_uri(current_app.config)

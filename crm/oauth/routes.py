@@ -55,8 +55,15 @@ def start_page(provider_id: str):
             form.add_errors(exc.fields)
         except flow.OAuthFlowError as exc:
             form.form_errors.append(exc.message)
-    action = url_for(".start_page", provider_id=provider.id)
-    return wizard("form", 422, provider=provider, form=form, integration=None, action=action, test_action=action)
+    if hasattr(provider, "uses_oauth"):  # Custom CRM: Test and Save stay for its other choices
+        urls = {
+            "action": url_for("integrations.create", provider_id=provider.id),
+            "test_action": url_for("integrations.test_new", provider_id=provider.id),
+        }
+    else:
+        action = url_for(".start_page", provider_id=provider.id)
+        urls = {"action": action, "test_action": action}
+    return wizard("form", 422, provider=provider, form=form, integration=None, **urls)
 
 
 @bp.post("/integrations/oauth/reconnect/<integration_id>")

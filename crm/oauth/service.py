@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import secrets
 import time
 import uuid
@@ -27,6 +28,9 @@ from crm.providers.base import CRMError, Provider, network_message
 
 STATE_LIFETIME = timedelta(minutes=10)
 VERIFIER_FIELD = "code_verifier"
+# In a pending state: the user's own app's secrets (Custom CRM's client secret), each sealed and
+# bound to the user and the state like the PKCE verifier; opened only for the code exchange.
+SEALED_KEY = "_sealed"
 
 # What the dashboard says for each ?oauth_error= code.
 ERROR_MESSAGES = {
@@ -87,13 +91,30 @@ def start(
         values = {k: v for k, v in (integration.configuration or {}).items() if k in user_fields}
         values = {**values, "name": integration.name}
         values = {k: v for k, v in values.items() if not _is_secret(provider, k)}
+        if getattr(provider, "oauth_client", None) is not None:  # the user's own app: its secret, opened
+            live = service.live_configuration(owner, integration, "oauth reconnect")
+            values = {**values, **{k: live[k] for k in _own_app_secrets(provider) if k in live}}
     else:
         provider = oauth_provider(provider_id)
         values = service._validated(provider, {"name": provider.name, **{k: v for k, v in raw.items() if v}})
+    if not oauth.uses_oauth(provider, values):
+        message = "Choose the Authorization code grant to connect; client credentials use Test Connection and Save."
+        raise service.ValidationFailed({"grant": [message]}, message)
     if oauth.client_credentials(provider, settings, values) is None:
         raise OAuthFlowError("not_configured", provider.name)
     state, verifier = secrets.token_urlsafe(32), oauth.new_code_verifier()
     state_hash = _digest(state)
+    try:
+        url = oauth.authorization_url(provider, settings, values, state, verifier)
+    except CRMError as exc:  # a user-entered Authorization URL that is not https
+        raise service.ValidationFailed({"authorize_url": [exc.message]}, exc.message) from None
+    pending = {k: v for k, v in values.items() if not _is_secret(provider, k)}
+    own_secrets = {k: values[k] for k in _own_app_secrets(provider) if k in values}
+    if own_secrets:
+        ring = service.keyring()
+        pending[SEALED_KEY] = {
+            k: ring.seal(json.dumps(v), _state_binding(owner, state_hash, k)) for k, v in own_secrets.items()
+        }
     db.session.execute(delete(OAuthState).where(OAuthState.created_at < utcnow() - STATE_LIFETIME))
     db.session.add(
         OAuthState(
@@ -102,12 +123,34 @@ def start(
             session_hash=_digest(session_nonce),
             provider=provider.id,
             integration_id=str(integration_id) if integration_id is not None else None,
-            pending={k: v for k, v in values.items() if not _is_secret(provider, k)},
+            pending=pending,
             code_verifier=service.keyring().seal(verifier, _verifier_binding(owner, state_hash)),
         )
     )
     db.session.commit()
-    return oauth.authorization_url(provider, settings, values, state, verifier)
+    return url
+
+
+def _own_app_secrets(provider: type[Provider]) -> list[str]:
+    """The secret fields of a provider whose users bring their own app (Custom CRM's credentials)."""
+    if getattr(provider, "oauth_client", None) is None:
+        return []
+    return [spec.name for spec in provider.sensitive_fields() if not spec.oauth_token]
+
+
+def _state_binding(owner: User, state_hash: str, name: str) -> Binding:
+    return Binding(owner.id, f"oauth:{state_hash}", name)
+
+
+def _opened_pending(owner: User, pending: OAuthState) -> dict[str, Any]:
+    """The pending values, with the sealed secrets of the user's own app opened."""
+    values = {k: v for k, v in (pending.pending or {}).items() if k != SEALED_KEY}
+    for name, sealed in ((pending.pending or {}).get(SEALED_KEY) or {}).items():
+        try:
+            values[name] = json.loads(service.keyring().open(sealed, _state_binding(owner, pending.state_hash, name)))
+        except CredentialUnreadable:
+            raise OAuthFlowError("invalid_state") from None
+    return values
 
 
 def _verifier_binding(owner: User, state_hash: str) -> Binding:
@@ -153,7 +196,7 @@ def finish(owner: User, session_nonce: str | None, params: Mapping[str, str]) ->
         db.session.commit()
         raise OAuthFlowError(code, provider.name)
     settings = current_app.config
-    values = dict(pending.pending)
+    values = _opened_pending(owner, pending)
     try:
         answer = oauth.token_request(
             provider,

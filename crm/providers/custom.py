@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from crm.net import GuardedClient, Response, join_url
+from crm.providers import oauth
 from crm.providers.base import (
     MAX_TEXT,
     ConnectionResult,
@@ -26,6 +27,8 @@ AUTH_TYPES = (
 )
 HEADER_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}"
 CLIENT_AUTH = (("BASIC", "HTTP Basic (standard)"), ("BODY", "In the request body"))
+GRANTS = (("CLIENT_CREDENTIALS", "Client credentials"), ("AUTHORIZATION_CODE", "Authorization code"))
+AUTHORIZATION_CODE = "AUTHORIZATION_CODE"
 
 
 def credential(key: str, label: str, auth_type: str, secret: bool = True, help: str = "") -> Field:
@@ -68,7 +71,10 @@ class CustomCRM(Provider):
     name = "Custom CRM"
     description = "Any CRM with an HTTP API: API key, Bearer token, Basic auth or OAuth 2.0."
     icon = "custom.svg"
-    features = ("connection_test",)
+    # "oauth": with the Authorization code grant it connects with "Connect" (crm/oauth), with the
+    # user's own app; `uses_oauth(values)` says which of its integrations do.
+    features = ("connection_test", "oauth")
+    oauth_app: ClassVar[oauth.OAuthApp] = oauth.OAuthApp(client_id_setting="", client_secret_setting="")
     config_fields = (
         Field("crm_name", "CRM Name", required=True, max_length=100, placeholder="Acme CRM"),
         Field(
@@ -97,13 +103,31 @@ class CustomCRM(Provider):
             help="The request header that carries the API key.",
         ),
         Field(
+            "grant",
+            "Grant",
+            type="select",
+            choices=GRANTS,
+            default="CLIENT_CREDENTIALS",
+            shown_when=("auth_type", ("OAUTH2",)),
+            help="Authorization code: you sign in to your CRM and allow access (Connect) instead of saving.",
+        ),
+        Field(
+            "authorize_url",
+            "Authorization URL",
+            type="url",
+            required=True,
+            placeholder="https://auth.example.com/oauth/authorize",
+            shown_when=("grant", (AUTHORIZATION_CODE,)),
+            help="Your CRM's consent page, where you sign in and allow access.",
+        ),
+        Field(
             "token_url",
             "Token URL",
             type="url",
             required=True,
             placeholder="https://auth.example.com/oauth/token",
             shown_when=("auth_type", ("OAUTH2",)),
-            help="Where the client-credentials token is requested.",
+            help="Where access tokens are requested (and refreshed).",
         ),
         Field(
             "client_auth",
@@ -121,6 +145,7 @@ class CustomCRM(Provider):
             shown_when=("auth_type", ("OAUTH2",)),
             help="Optional; space-separated scopes your CRM asks for.",
         ),
+        *oauth.oauth_token_fields(),
         Field(
             "health_path",
             "Health Check Path",
@@ -167,6 +192,50 @@ class CustomCRM(Provider):
             "Then choose a Health Check Path that answers with 200 for valid credentials.",
         ),
     }
+
+    # --- the Authorization code grant, with the user's own app (crm/providers/oauth.py hooks) ---
+
+    @classmethod
+    def uses_oauth(cls, values: Mapping[str, Any]) -> bool:
+        return values.get("auth_type") == "OAUTH2" and values.get("grant") == AUTHORIZATION_CODE
+
+    @classmethod
+    def oauth_client(cls, settings: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[str, str] | None:
+        credentials = values.get("credentials")
+        if not isinstance(credentials, Mapping):
+            return None
+        client_id, client_secret = credentials.get("clientId"), credentials.get("clientSecret")
+        return (client_id, client_secret) if client_id and client_secret else None
+
+    @classmethod
+    def oauth_client_auth(cls, values: Mapping[str, Any]) -> str:
+        return "body" if values.get("client_auth") == "BODY" else "basic"
+
+    @classmethod
+    def oauth_scopes(cls, values: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(str(values.get("scope") or "").split())
+
+    @classmethod
+    def authorize_url(cls, settings: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+        from crm.integrations.service import outbound_client  # the operator's policy (CRM_ALLOW_INSECURE_HTTP)
+
+        url = str(values.get("authorize_url") or "")
+        insecure_ok = outbound_client().policy.allow_http
+        if not url.lower().startswith("https://") and not (insecure_ok and url.lower().startswith("http://")):
+            raise CRMError("invalid_url", "The Authorization URL must start with https://.")
+        return url
+
+    @classmethod
+    def token_url(cls, settings: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+        return str(values["token_url"])  # sent through the guarded client, like every call
+
+    @classmethod
+    def revoke_url(cls, settings: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+        return None
+
+    @classmethod
+    def accept_token_answer(cls, settings, values, answer, callback_params) -> dict[str, Any]:
+        return {}
 
     @classmethod
     def card_lines(cls, config_summary: Mapping[str, Any]) -> list[str]:
@@ -222,6 +291,10 @@ def auth_for(
         return {"Authorization": f"Bearer {credentials['token']}"}, None, []
     if auth_type == "BASIC":
         return {}, (credentials["username"], credentials["password"]), []
+    if config.get("grant") == AUTHORIZATION_CODE:
+        if not config.get("access_token"):
+            raise CRMError("auth_failed", f"Connect {name} first: sign in to it and allow access.")
+        return {"Authorization": f"Bearer {config['access_token']}"}, None, []
     token = fetch_client_credentials_token(config, http, deadline, name)
     return {"Authorization": f"Bearer {token}"}, None, [f"The token URL issued an access token for {name}"]
 

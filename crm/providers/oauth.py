@@ -117,6 +117,13 @@ def is_oauth(provider: Any) -> bool:
     return "oauth" in getattr(provider, "features", ())
 
 
+def uses_oauth(provider: Any, values: Mapping[str, Any]) -> bool:
+    """Whether an integration with these values connects with OAuth: always for an OAuth provider,
+    unless it says otherwise per values (Custom CRM: only with the Authorization code grant)."""
+    per_values = getattr(provider, "uses_oauth", None)
+    return is_oauth(provider) and (per_values is None or per_values(values))
+
+
 def redirect_uri(settings: Mapping[str, Any]) -> str:
     return f"{str(settings.get('PUBLIC_BASE_URL') or '').rstrip('/')}{REDIRECT_PATH}"
 
@@ -196,7 +203,8 @@ def token_request(
     client_id, client_secret = credentials
     body = prepare_token_request(grant_type, **params)
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
-    if app.client_auth == "basic":  # RFC 6749 §2.3.1: each part form-encoded, then Basic
+    client_auth = provider.oauth_client_auth(values) if hasattr(provider, "oauth_client_auth") else app.client_auth
+    if client_auth == "basic":  # RFC 6749 §2.3.1: each part form-encoded, then Basic
         pair = f"{_form_quote(client_id)}:{_form_quote(client_secret)}"
         headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
     else:
@@ -416,6 +424,12 @@ def _refresh(owner: Any, integration: Any, provider: Any, seen_access: str | Non
             binding = Binding(owner.id, integration.id, "refresh_token")
             refresh_token = service.keyring().open(stored["refresh_token"], binding)
             values = {k: v for k, v in stored.items() if k not in ("access_token", "refresh_token")}
+            if getattr(provider, "oauth_client", None) is not None and "credentials" in stored:
+                from crm import sealing  # the user's own app (Custom CRM): its client secret opened
+
+                values["credentials"] = sealing.open_value(
+                    service.keyring(), owner.id, integration.id, "credentials", stored["credentials"]
+                )
             try:
                 answer = token_request(
                     provider, settings, values, service.outbound_client(), "refresh_token", refresh_token=refresh_token
