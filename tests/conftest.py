@@ -4,8 +4,8 @@ TEST_DATABASE_URL is set), the app, a client, users and integrations."""
 from __future__ import annotations
 
 import contextvars
-import functools
 import errno
+import functools
 import ipaddress
 import os
 import re
