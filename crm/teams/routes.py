@@ -142,3 +142,10 @@ def designate(team_id: str):
     if guarded(service.designate, team_id, request.form.get("integration_id") or None):
         flash("The team's integration is chosen.", "success")
     return back_to(team_id)
+
+
+@bp.app_template_global()
+def team_integration_name() -> str:
+    """For the contacts page: the name of the team integration in use (no secret: its name only)."""
+    found = service.designated_for(current_user)
+    return found[0].name if found else ""
