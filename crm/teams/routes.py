@@ -149,3 +149,12 @@ def team_integration_name() -> str:
     """For the contacts page: the name of the team integration in use (no secret: its name only)."""
     found = service.designated_for(current_user)
     return found[0].name if found else ""
+
+
+@bp.app_template_global()
+def card_team_shares(integration) -> list:
+    """For an integration's card: each team its owner manages, and whether it is shared there."""
+    if not current_user.is_authenticated or integration.user_id != current_user.id:
+        return []
+    managed = [team for team, role in service.list_teams(current_user) if role in service.MANAGERS]
+    return [(team, any(i.id == integration.id for i in service.shared_integrations(team))) for team in managed]

@@ -40,15 +40,19 @@ def test_team_walk_share_use_unshare(app, page_factory, live_server, allow_local
     expect(member_page.get_by_role("heading", name="Support")).to_be_visible()
     expect(member_page.get_by_text("You are member of this team.")).to_be_visible()
 
-    # The owner shares the integration and makes it the team's.
+    # The owner shares the integration from its card, and makes it the team's.
     owner_page.reload()
     expect(owner_page.locator('[data-member="member@example.com"]')).to_be_visible()
+    owner_page.goto(f"{live_server}/dashboard/integrations")
+    owner_page.get_by_role("link", name="Share with Support").click()
     owner_page.get_by_label("Share one of your integrations").select_option(label="Team desk")
     owner_page.get_by_role("button", name="Share", exact=True).click()
     shared = owner_page.locator('[data-shared="Team desk"]')
     expect(shared).to_be_visible()
     shared.get_by_role("button", name="Use for the team").click()
     expect(shared).to_contain_text("the team's integration")
+    owner_page.goto(f"{live_server}/dashboard/integrations")
+    owner_page.get_by_role("link", name="Shared with Support").click()
 
     # The member sees it (name, provider, host; no button to change it) and sends a message through it.
     member_page.reload()
