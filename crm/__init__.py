@@ -126,6 +126,7 @@ def register_blueprints(app: Flask) -> None:
     from crm.integrations.routes import bp as integrations_bp
     from crm.oauth import bp as oauth_bp
     from crm.schedules import bp as schedules_bp
+    from crm.teams import bp as teams_bp
     from crm.webhooks.routes import bp as webhooks_bp
 
     app.register_blueprint(auth_bp)
@@ -136,6 +137,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(oauth_bp)
     app.register_blueprint(analytics_bp)
     app.register_blueprint(schedules_bp)
+    app.register_blueprint(teams_bp)
 
 
 ERROR_MESSAGES = {

@@ -341,3 +341,57 @@ class AnalyticsHour(db.Model):
     le_10000: Mapped[int] = mapped_column(BigInteger, default=0)
     le_30000: Mapped[int] = mapped_column(BigInteger, default=0)
     le_inf: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# --- teams (crm/teams): share an integration with other users without sharing its secret ---
+
+TEAM_ROLES = ("owner", "admin", "member")
+
+
+class Team(db.Model):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(100))
+    # The shared integration members act through when they have none of their own (chosen by an admin).
+    designated_integration_id: Mapped[str | None] = mapped_column(
+        ForeignKey("integrations.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamMembership(db.Model):
+    __tablename__ = "team_memberships"
+    __table_args__ = (UniqueConstraint("team_id", "user_id", name="uq_team_memberships_team_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(8), default="member")  # owner admin member
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TeamInvitation(db.Model):
+    """An invitation to one email address; only the account with that address may answer it."""
+
+    __tablename__ = "team_invitations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_uuid)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(254), index=True)  # lower-cased
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(10), default="pending")  # pending accepted declined
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IntegrationShare(db.Model):
+    """An integration every member of a team may use (never read, edit or re-share)."""
+
+    __tablename__ = "integration_shares"
+    __table_args__ = (UniqueConstraint("team_id", "integration_id", name="uq_integration_shares_team_integration"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[str] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    integration_id: Mapped[str] = mapped_column(ForeignKey("integrations.id", ondelete="CASCADE"), index=True)
+    shared_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

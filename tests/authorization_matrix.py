@@ -70,6 +70,29 @@ MATRIX = {
     "analytics.user_page": "user",
     "analytics.integration_page": "owner",
     "analytics.metrics": "public",  # a bearer token (METRICS_TOKEN), not a session; 404 while unset
+    # team: acts on a team the session's user must be a member of (a non-member gets 404);
+    # invitation: one addressed to the session's user's email (anyone else gets 404).
+    "teams.index": "user",
+    "teams.show": "team",
+    "teams.invite": "team",
+    "teams.accept": "invitation",
+    "teams.decline": "invitation",
+    "teams.remove_member": "team",
+    "teams.share": "team",
+    "teams.unshare": "team",
+    "teams.designate": "team",
+    "api.list_teams": "user",
+    "api.create_team": "user",
+    "api.get_team": "team",
+    "api.invite": "team",
+    "api.my_invitations": "user",
+    "api.accept_invitation": "invitation",
+    "api.decline_invitation": "invitation",
+    "api.remove_member": "team",
+    "api.set_member_role": "team",
+    "api.share_integration": "team",
+    "api.unshare_integration": "team",
+    "api.designate_integration": "team",
 }
 
 # A body each state-changing route accepts, so that a refusal proves the check and not bad input.
@@ -83,6 +106,13 @@ BODIES = {
     "schedules.settings": {"timezone": "Europe/Berlin"},
     "integrations.edit": {"name": "pwned", "base_url": "https://chat.example.com", "account_id": "7"},
     "integrations.test_edit": {"name": "pwned", "base_url": "https://chat.example.com", "account_id": "7"},
+    "api.create_team": {"name": "pwned"},
+    "api.invite": {"email": "mallory@example.com"},
+    "api.set_member_role": {"role": "owner"},
+    "api.share_integration": {"integrationId": "00000000-0000-4000-8000-000000000000"},
+    "api.designate_integration": {"integrationId": None},
+    "teams.index": {"name": "pwned"},
+    "teams.invite": {"email": "mallory@example.com"},
 }
 
 
@@ -94,6 +124,9 @@ def url_for_rule(rule, integration_id="00000000-0000-4000-8000-000000000000"):
         "contact_id": integration_id,
         "run_id": integration_id,
         "token": "unknown-webhook-token",
+        "team_id": integration_id,
+        "invitation_id": integration_id,
+        "user_id": 999999,
     }
     return rule.build({arg: values[arg] for arg in rule.arguments}, append_unknown=False)[1]
 

@@ -8,8 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from crm.contacts.service import create_contact
-from crm.extensions import db
+from crm.extensions import db, limiter
 from crm.models import SyncRun
+from crm.teams import service as team_service
 from tests.authorization_matrix import CSRF_EXEMPT, MATRIX, send, url_for_rule
 from tests.conftest import APIClient, chatwoot_payload
 
@@ -41,13 +42,19 @@ def test_object_routes_hide_other_users_objects(app, api, bob_api, bob):
         ),
         "contact": ("contacts", create_contact(bob, {"name": "Bob's friend", "email": "friend@example.com"}).id),
         "run": ("sync_runs", make_run(bob)),
+        "team": ("teams", team_service.create_team(bob, "Bob's team").id),
     }
+    victims["invitation"] = (
+        "team_invitations",
+        team_service.invite(bob, victims["team"][1], "carol@example.com").id,
+    )
     before = {kind: row_fingerprint(*victim) for kind, victim in victims.items()}
     checked = 0
     for rule, method in routes(app):
         kind = MATRIX[rule.endpoint]
         if kind not in victims:
             continue
+        limiter.reset()  # more routes than one minute's write budget: each pair starts afresh
         foreign = send(api.client, rule, method, url_for_rule(rule, victims[kind][1]), api.csrf)
         unknown = send(api.client, rule, method, url_for_rule(rule), api.csrf)
         assert foreign.status_code == 404, (rule.rule, method)

@@ -10,7 +10,7 @@ from urllib.parse import quote, quote_plus
 
 import sqlalchemy as sa
 
-from crm.extensions import db
+from crm.extensions import db, limiter
 from tests.authorization_matrix import send, url_for_rule
 from tests.conftest import APIClient, chatwoot_payload
 from tests.fakes.custom_crm import FakeCustomCRM
@@ -113,6 +113,7 @@ def test_canary_secrets_never_leave(app, alice, allow_local, chatwoot, caplog, c
                     if rule.endpoint == "api.test_integration":
                         body = {"type": "CRM", "integrationId": integration["id"]}
                     record(send(user.client, rule, method, url, user.csrf, body))
+        limiter.reset()  # the walk above spends more than a minute's write budget
         # Tests that succeed, fail, and errors that name fields.
         for integration in (chat, custom):
             tested = record(user.post(f"{BASE}/test", json={"type": "CRM", "integrationId": integration["id"]}))
@@ -156,3 +157,49 @@ def test_canary_secrets_never_leave(app, alice, allow_local, chatwoot, caplog, c
     assert find_leaks(logs, canaries) == []
     assert find_leaks(output.out + output.err, canaries) == []
     assert find_leaks(database_text(database_url), canaries) == []
+
+
+def test_a_team_member_never_sees_a_shared_secret(app, alice, bob, allow_local, chatwoot, caplog, capsys, database_url):
+    """The canary scan as a team member: every route of the app, called with the shared integration's
+    id (and the team's), after using it for a sync and a message."""
+    from crm.contacts.service import create_contact
+    from crm.operations.messages import send_message
+    from crm.teams import service as teams
+    from tests.test_teams import sync_now
+
+    caplog.set_level(logging.DEBUG)
+    canary = "CANARY" + secrets.token_hex(16)
+    chatwoot.add_user({chatwoot.account.id: "administrator"}, token=canary)
+    owner = APIClient(app.test_client(), alice.email)
+    shared = owner.post(
+        f"{BASE}/create",
+        json=chatwoot_payload(baseUrl=chatwoot.url(), accountId=chatwoot.account.id, apiKey=canary),
+    ).get_json()
+    team = teams.create_team(alice, "Team")
+    teams.accept(bob, teams.invite(alice, team.id, bob.email).id)
+    teams.share(alice, team.id, shared["id"])
+    teams.designate(alice, team.id, shared["id"])
+    contact = create_contact(bob, {"name": "Bea", "email": "bea@example.com"})
+    assert sync_now(bob).status == "done"
+    send_message(bob, contact.id, "hello")
+
+    member = APIClient(app.test_client(), bob.email)
+    seen: list[str] = []
+    for rule in app.url_map.iter_rules():
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if (rule.endpoint, method) in DESTRUCTIVE:
+                continue
+            for object_id in (shared["id"], team.id):
+                response = send(member.client, rule, method, url_for_rule(rule, object_id), member.csrf)
+                seen.append(f"{response.status_code}\n{response.headers}\n{response.get_data(as_text=True)}")
+    for path in (f"{BASE}/{shared['id']}", f"/dashboard/teams/{team.id}", "/contacts"):
+        seen.append(member.client.get(path).get_data(as_text=True))
+    assert any(r["headers"].get("api_access_token") == canary for r in chatwoot.requests)  # it was used
+    everything = "\n".join(seen)
+    assert "Support" in everything  # the member sees the shared integration's name
+    assert find_leaks(everything, [canary]) == [] and canary[-4:] not in everything
+    logs = "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in caplog.records)
+    output = capsys.readouterr()
+    assert find_leaks(logs, [canary]) == []
+    assert find_leaks(output.out + output.err, [canary]) == []
+    assert find_leaks(database_text(database_url), [canary]) == []

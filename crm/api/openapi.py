@@ -14,6 +14,7 @@ from crm.providers import all_providers
 from crm.providers.base import OUTCOMES, Field, Provider
 from crm.providers.contract import CAPABILITIES
 from crm.schedules.openapi import schedule_paths, schedule_schemas
+from crm.teams.openapi import team_paths, team_schemas
 
 JSON = "application/json"
 
@@ -32,6 +33,7 @@ def error_response(description: str, with_fields: bool = False) -> dict[str, Any
 ERRORS = {
     "400": error_response("Malformed JSON, or the X-CSRFToken header is missing or invalid."),
     "401": error_response("Not logged in."),
+    "403": error_response("Only the team's owners or admins may do that."),
     "404": error_response("No such integration among yours."),
     "405": error_response("Method not allowed."),
     "409": error_response("A stored credential can't be read: enter it again."),
@@ -307,6 +309,7 @@ def schemas() -> dict[str, Any]:
         },
     }
     result.update(schedule_schemas())
+    result.update(team_schemas())
     for provider in available:
         result[f"{provider.id}Configuration"] = configuration_schema(provider, for_write=False)
         result[f"{provider.id}ConfigurationInput"] = configuration_schema(provider, for_write=True)
@@ -438,6 +441,7 @@ def openapi_document(app: Flask) -> dict[str, Any]:
             },
             **webhook_paths(write, id_param),
             **oauth_paths(write),
+            **team_paths(write),
         },
     }
 

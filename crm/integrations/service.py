@@ -521,6 +521,9 @@ def fresh_configuration(owner: User, integration: Integration, purpose: str = "o
     if "oauth" in provider_of(integration).features:
         from crm.providers import oauth  # it calls back into this module
 
+        if integration.user_id != owner.id:  # a team member's use: refreshed as its owner's token
+            live_configuration(owner, integration, purpose)  # checks the share, records the use
+            return oauth.ensure_fresh(integration.owner, integration, purpose)
         return oauth.ensure_fresh(owner, integration, purpose)
     return live_configuration(owner, integration, purpose)
 
@@ -531,7 +534,7 @@ def live_configuration(owner: User, integration: Integration, purpose: str = "ou
     Raises CredentialUnreadable when a stored secret was tampered with, moved, or sealed under a
     key that is no longer configured.
     """
-    if integration.user_id != owner.id:
+    if integration.user_id != owner.id and not _shared_with(owner, integration):
         raise IntegrationNotFound(integration.id)
     provider = provider_of(integration)
     ring = keyring()
@@ -539,12 +542,26 @@ def live_configuration(owner: User, integration: Integration, purpose: str = "ou
     for spec in provider.sensitive_fields():
         if spec.name not in live:
             continue
-        live[spec.name] = sealing.open_value(ring, owner.id, integration.id, spec.name, live[spec.name])
+        # Sealed under its owner's id, whoever uses it.
+        live[spec.name] = sealing.open_value(ring, integration.user_id, integration.id, spec.name, live[spec.name])
     live["name"] = integration.name
     live = with_endpoints(provider, live)
-    audit.record(owner.id, "secret_used", integration, detail=purpose)
+    if integration.user_id == owner.id:
+        audit.record(owner.id, "secret_used", integration, detail=purpose)
+    else:
+        from crm.teams.service import record_use
+
+        record_use(owner, integration, purpose)
     db.session.commit()
     return live
+
+
+def _shared_with(user: User, integration: Integration) -> bool:
+    """A team member may have the secret opened for an operation through it (never for display:
+    nothing that presents an integration calls live_configuration)."""
+    from crm.teams.service import usable_shared  # teams build on this module
+
+    return usable_shared(user, integration.id) is not None
 
 
 # --- presenting --------------------------------------------------------------------------------

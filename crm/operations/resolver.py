@@ -2,9 +2,11 @@
 
 For messages (and everything else that needs one CRM): the integration asked for, else the user's
 primary integration when its provider can record messages, else their oldest active one that can,
-else the operator's CHATWOOT_* settings (all three; one account shared by many users:
-`CRMTarget.shared`), else a typed error. For contacts sync: every active integration whose provider
-syncs contacts (and whose "Sync Contacts" is on), else the operator's Chatwoot.
+else their team's designated integration (another user's, shared with the team: used on the member's
+behalf, one CRM account for several users, so `CRMTarget.shared`), else the operator's CHATWOOT_*
+settings (all three; one account shared by many users: `CRMTarget.shared` too), else a typed error.
+For contacts sync: every active integration whose provider syncs contacts (and whose "Sync Contacts"
+is on), else the team's designated one, else the operator's Chatwoot.
 
 Secrets are opened here, on the outbound path, and nowhere else. Nothing here names a provider: what a
 provider can do comes from its declared features.
@@ -25,6 +27,7 @@ from crm.providers import oauth
 from crm.providers.base import Provider
 from crm.providers.contract import MESSAGE_CAPABILITIES, Connection
 from crm.providers.registry import get_provider
+from crm.teams import service as teams
 
 NO_CRM_MESSAGE = (
     "No CRM configured: add one under Dashboard → Integrations, "
@@ -44,7 +47,7 @@ class CRMTarget:
     """One CRM account to act in: which provider, through which integration (None: the operator's
     shared Chatwoot), and a live connection to it."""
 
-    source: str  # "integration" or "environment"
+    source: str  # "integration" (the user's own), "team" (shared with their team) or "environment"
     provider: type[Provider]
     connection: Connection
     key: str  # Provider.account_key: remote ids are kept per key
@@ -53,12 +56,14 @@ class CRMTarget:
 
     @property
     def shared(self) -> bool:
-        """The operator's account, shared by every user without an integration: each user may only
-        touch the contacts they created there (see crm.operations.sync)."""
-        return self.source == "environment"
+        """The operator's account, shared by every user without an integration, or a team's shared
+        integration: each user may only touch the contacts they created there (see crm.operations.sync)."""
+        return self.source in ("environment", "team")
 
     @property
     def label(self) -> str:
+        if self.source == "team":
+            return f"your team's integration “{self.integration.name}”"
         if self.integration is not None:
             return f"your integration “{self.integration.name}”"
         return f"the platform's default {self.provider.name}"
@@ -111,7 +116,28 @@ def source_for(owner: User) -> str:
     """Which source crm_for would use, without opening any secret (for the dashboard)."""
     if operational_integration(owner) is not None:
         return "integration"
+    if designated_integration(owner) is not None:
+        return "team"
     return "environment" if environment_settings() else "none"
+
+
+def designated_integration(owner: User, capabilities: tuple[str, ...] = MESSAGE_CAPABILITIES) -> Integration | None:
+    """The team's designated integration, when the user has no usable one of their own."""
+    found = teams.designated_for(owner)
+    if found is None or not can(get_provider(found[0].provider), capabilities):
+        return None
+    return found[0]
+
+
+def own_or_shared(owner: User, integration_id: object) -> Integration:
+    """The user's integration with this id, or one shared with their team (IntegrationNotFound else)."""
+    try:
+        return service.get_integration(owner, integration_id)
+    except service.IntegrationNotFound:
+        shared = teams.usable_shared(owner, integration_id)
+        if shared is None:
+            raise
+        return shared
 
 
 def _context() -> dict[str, Any]:
@@ -127,13 +153,16 @@ def target_for(owner: User, integration: Integration, purpose: str = "platform o
     NeedsReconnect when the provider refused it, so operations stop at once with that advice)."""
     provider = get_provider(integration.provider)
     live = service.fresh_configuration(owner, integration, purpose=purpose)
+    on_behalf = integration.user_id != owner.id  # a team member's use of a shared integration
     remote = dict(integration.remote or {})
     context = _context()
     if oauth.is_oauth(provider):
         context["renew"] = renewal(owner, integration, purpose)
+    if on_behalf:
+        context["shared"] = True  # tenant-scoped identifiers, no adoption by email
     connection = provider.connect(live, service.outbound_client(), service.web_deadline(), remote=remote, **context)
     key = provider.account_key(live, integration.id)
-    return CRMTarget("integration", provider, connection, key, integration, remote)
+    return CRMTarget("team" if on_behalf else "integration", provider, connection, key, integration, remote)
 
 
 def renewal(owner: User, integration: Integration, purpose: str) -> Callable[[], dict[str, Any]]:
@@ -150,9 +179,10 @@ def renewal(owner: User, integration: Integration, purpose: str) -> Callable[[],
             fresh = db.session.get(Integration, integration_id)
             if fresh is None or fresh_owner is None:
                 raise NoCRMConfigured("That integration no longer exists.")
+            live = service.live_configuration(fresh_owner, fresh, purpose)  # still theirs or shared?
             if (fresh.configuration or {}).get("access_token") != seen:
-                return service.live_configuration(fresh_owner, fresh, purpose)  # another caller refreshed
-            return oauth.refresh_after_401(fresh_owner, fresh, purpose)
+                return live  # another caller refreshed
+            return oauth.refresh_after_401(fresh.owner, fresh, purpose)
 
     return renew
 
@@ -172,12 +202,12 @@ def environment_target() -> CRMTarget | None:
 def crm_for(owner: User, integration_id: object | None = None) -> CRMTarget:
     """The CRM that records messages for `owner` (or the integration asked for)."""
     if integration_id is not None:
-        integration = service.get_integration(owner, integration_id)
+        integration = own_or_shared(owner, integration_id)
         provider = get_provider(integration.provider)
         if not integration.is_active or not can(provider, MESSAGE_CAPABILITIES):
             raise NoCRMConfigured(f"“{integration.name}” cannot record messages ({provider.name}, or it is off).")
         return target_for(owner, integration)
-    integration = operational_integration(owner)
+    integration = operational_integration(owner) or designated_integration(owner)
     if integration is not None:
         return target_for(owner, integration)
     target = environment_target()
@@ -190,13 +220,16 @@ def sync_plan(owner: User, integration_id: object | None = None) -> list[Integra
     """Every integration the user's contacts go to (or the one asked for); [None]: the operator's
     Chatwoot. Connected one at a time (`connect`), so one broken integration does not stop the others."""
     if integration_id is not None:
-        integration = service.get_integration(owner, integration_id)
+        integration = own_or_shared(owner, integration_id)
         if not syncs_contacts(integration):
             raise NoCRMConfigured(f"“{integration.name}” does not sync contacts (it is off, or cannot).")
         return [integration]
     integrations = [i for i in service.list_integrations(owner) if syncs_contacts(i)]
     if integrations:
         return integrations
+    designated = designated_integration(owner, ("contacts",))
+    if designated is not None and syncs_contacts(designated):
+        return [designated]
     if environment_settings() is None:
         raise NoCRMConfigured()
     return [None]
