@@ -74,7 +74,8 @@ class CustomCRM(Provider):
     # "oauth": with the Authorization code grant it connects with "Connect" (crm/oauth), with the
     # user's own app; `uses_oauth(values)` says which of its integrations do.
     features = ("connection_test", "oauth")
-    oauth_app: ClassVar[oauth.OAuthApp] = oauth.OAuthApp(client_id_setting="", client_secret_setting="")
+    # No operator app: the user's own (oauth_client). The empty names are setting names, not secrets.
+    oauth_app: ClassVar[oauth.OAuthApp] = oauth.OAuthApp(client_id_setting="", client_secret_setting="")  # nosec B106
     config_fields = (
         Field("crm_name", "CRM Name", required=True, max_length=100, placeholder="Acme CRM"),
         Field(
