@@ -19,6 +19,7 @@ from crm import audit
 from crm.extensions import db
 from crm.integrations import service as integrations
 from crm.models import Integration, IntegrationShare, Team, TeamInvitation, TeamMembership, User, find_owned
+from crm.providers.base import unsafe_character_problem
 from crm.providers.registry import get_provider
 
 MANAGERS = ("owner", "admin")
@@ -193,6 +194,9 @@ def _name(raw: object) -> str:
     name = str(raw or "").strip()
     if not name or len(name) > MAX_NAME:
         raise TeamInvalid({"name": [f"Give the team a name of 1 to {MAX_NAME} characters."]})
+    problem = unsafe_character_problem(name)  # the one rule for stored text (a NUL fails PostgreSQL)
+    if problem:
+        raise TeamInvalid({"name": [problem]})
     return name
 
 
@@ -213,6 +217,8 @@ def invite(actor: User, team_id: object, email: object) -> TeamInvitation:
     address = str(email or "").strip().lower()
     if "@" not in address or len(address) > 254 or address.startswith("@") or address.endswith("@"):
         raise TeamInvalid({"email": ["Enter an email address."]})
+    if unsafe_character_problem(address):
+        raise TeamInvalid({"email": ["An email address cannot contain control characters."]})
     if any(m.email == address for m in members(team)):
         raise TeamInvalid({"email": ["That person is already a member."]})
     existing = next((i for i in pending_invitations(team) if i.email == address), None)
